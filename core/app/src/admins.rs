@@ -1,0 +1,165 @@
+//! Administrator commands and `bootstrap` (a new organization with its first admin).
+
+use castellan_domain::admin::{Admin, AdminCommand, AdminRole};
+use castellan_domain::envelope::{Actor, ActorKind, EventMeta};
+use castellan_domain::ObjectId;
+use rand::distributions::{Alphanumeric, DistString};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::execute::execute;
+use crate::organizations;
+use crate::password;
+use crate::ports::EventLog;
+use crate::unique;
+
+/// Admin emails are unique across the installation (an admin may serve several
+/// organizations), so their keys live in this reserved organization's streams.
+pub const INSTALLATION_ORG: &str = "000000000000000000000000";
+
+pub fn installation_org() -> ObjectId {
+    INSTALLATION_ORG.parse().expect("valid id")
+}
+
+/// SHA-256 of an API key, hex: what the read model indexes.
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new API key: 40 lowercase letters and digits (the hosted product's key shape).
+fn new_api_key() -> String {
+    Alphanumeric
+        .sample_string(&mut rand::thread_rng(), 40)
+        .to_lowercase()
+}
+
+pub struct CreatedAdmin {
+    pub id: ObjectId,
+    pub position: u64,
+}
+
+/// Creates an admin in `org`; the email must not belong to another admin.
+pub async fn create(
+    log: &dyn EventLog,
+    org: ObjectId,
+    meta: EventMeta,
+    email: &str,
+    role: AdminRole,
+    password: Option<String>,
+) -> Result<CreatedAdmin, AppError> {
+    let id = ObjectId::generate(meta.occurred_at.unix_timestamp());
+    let password_hash = match password {
+        Some(p) => Some(password::hash(p).await?),
+        None => None,
+    };
+    unique::claim(
+        log,
+        installation_org(),
+        "admin_email",
+        email,
+        &id.to_string(),
+        &meta,
+    )
+    .await?;
+    let result = execute::<Admin>(
+        log,
+        org,
+        &id.to_string(),
+        meta.clone(),
+        AdminCommand::Create {
+            email: email.to_string(),
+            role,
+            password_hash,
+        },
+    )
+    .await;
+    match result {
+        Ok(done) => Ok(CreatedAdmin {
+            id,
+            position: done.position,
+        }),
+        Err(e) => {
+            // Give the email back so that a corrected request can use it.
+            let _ = unique::release(
+                log,
+                installation_org(),
+                "admin_email",
+                email,
+                &id.to_string(),
+                &meta,
+            )
+            .await;
+            Err(e)
+        }
+    }
+}
+
+/// Issues a new API key for the admin, revoking the old one. The key is returned
+/// once; only its hash is stored.
+pub async fn rotate_api_key(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+) -> Result<(String, u64), AppError> {
+    let key = new_api_key();
+    let key_id = key[..8].to_string();
+    let done = execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::RotateApiKey {
+            key_id,
+            key_hash: api_key_hash(&key),
+        },
+    )
+    .await?;
+    Ok((key, done.position))
+}
+
+/// What `castellan bootstrap` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bootstrapped {
+    pub org_id: ObjectId,
+    pub admin_id: ObjectId,
+    pub api_key: String,
+    pub position: u64,
+}
+
+/// Creates an organization, its first admin (administrator with billing) and an API key.
+pub async fn bootstrap(
+    log: &dyn EventLog,
+    now: time::OffsetDateTime,
+    org_name: &str,
+    admin_email: &str,
+    admin_password: Option<String>,
+) -> Result<Bootstrapped, AppError> {
+    let meta = EventMeta::new(
+        now,
+        Actor {
+            kind: ActorKind::System,
+            id: None,
+            email: None,
+        },
+    );
+    let (org_id, _) =
+        organizations::create(log, meta.clone(), org_name, None, Some(admin_email.to_string()))
+            .await?;
+    let admin = create(
+        log,
+        org_id,
+        meta.clone(),
+        admin_email,
+        AdminRole::AdministratorWithBilling,
+        admin_password,
+    )
+    .await?;
+    let (api_key, position) = rotate_api_key(log, org_id, admin.id, meta).await?;
+    Ok(Bootstrapped {
+        org_id,
+        admin_id: admin.id,
+        api_key,
+        position,
+    })
+}

@@ -1,0 +1,23 @@
+//! Castellan's application layer: what turns requests into events, with no I/O of
+//! its own. Adapters implement the ports; the server wires them.
+//!
+//! Map of the modules:
+//! - [`ports`]: the event log port ([`ports::EventLog`]), its error, the clock and the blob store.
+//! - [`execute`]: load an aggregate, `decide`, append with the expected version, retry on conflict.
+//! - [`unique`]: unique keys (usernames, emails) as reservation streams that expect version 0.
+//! - [`password`]: argon2id hashing and verification, off the async runtime.
+//! - [`organizations`]: organization commands (create, update, logo).
+//! - [`admins`]: administrator commands (create, API keys) and `bootstrap`.
+//! - [`error`]: the application error.
+
+pub mod admins;
+pub mod error;
+pub mod execute;
+pub mod organizations;
+pub mod password;
+pub mod ports;
+pub mod unique;
+
+pub use error::AppError;
+pub use execute::{execute, Executed};
+pub use ports::{Appended, BlobStore, Clock, EventLog, FakeClock, LogError, SystemClock};

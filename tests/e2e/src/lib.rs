@@ -1,1 +1,17 @@
+//! Support for the end-to-end suite (the tests themselves are in `tests/e2e.rs`).
+//!
+//! Map of the modules:
+//! - [`nats`]: starts a private nats-server on a free loopback port, kills and restarts it.
+//! - [`postgres`]: the PostgreSQL URL the test command provides.
+//! - [`contract`]: the event-log contract, run against every adapter.
+//! - [`ports`]: free loopback ports.
 
+pub mod contract;
+pub mod nats;
+pub mod ports;
+pub mod postgres;
+
+/// True when running under CI, where no backing service may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| !v.is_empty() && v != "false").unwrap_or(false)
+}

@@ -1,0 +1,6 @@
+//! The end-to-end suite: one test binary (each binary links the world).
+
+mod e2e {
+    pub mod contract_nats;
+    pub mod contract_sqlite;
+}

@@ -1,1 +1,44 @@
+//! Castellan's HTTP admin API (axum), JumpCloud-compatible where the resource exists.
+//!
+//! Map of the modules:
+//! - [`state`]: what handlers share (log, read store, projections, clock).
+//! - [`auth`]: `x-api-key` authentication against the in-memory admin index, and the
+//!   event metadata (actor, client IP, user agent, correlation id) of a request.
+//! - [`error`]: JSON errors with a stable code and the field they name.
+//! - [`consistency`]: read-your-writes: write responses carry the log position;
+//!   reads may ask to wait for one (`x-castellan-min-position`).
+//! - [`organizations`]: `/api/organizations` — one file per operation.
 
+pub mod auth;
+pub mod consistency;
+pub mod error;
+pub mod organizations;
+pub mod state;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+
+pub use state::ApiState;
+
+/// Largest request body accepted (a logo is at most 780 KB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The API routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/organizations", get(organizations::list::handle))
+        .route(
+            "/api/organizations/{id}",
+            get(organizations::get::handle).put(organizations::update::handle),
+        )
+        .route(
+            "/api/organizations/{id}/logo",
+            get(organizations::logo::get)
+                .put(organizations::logo::put)
+                .delete(organizations::logo::delete),
+        )
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -9,10 +9,15 @@ use castellan_domain::envelope::Commit;
 use crate::subjects::subject;
 
 /// Sends the commit; the returned future resolves to the server's ack.
-pub async fn publish(js: &jetstream::Context, commit: &Commit) -> Result<PublishAckFuture, LogError> {
+pub async fn publish(
+    js: &jetstream::Context,
+    commit: &Commit,
+) -> Result<PublishAckFuture, LogError> {
     commit.stream.validate().map_err(LogError::Invalid)?;
     if commit.events.is_empty() {
-        return Err(LogError::Invalid("a commit needs at least one event".into()));
+        return Err(LogError::Invalid(
+            "a commit needs at least one event".into(),
+        ));
     }
     let body = serde_json::to_vec(commit).map_err(|e| LogError::Invalid(e.to_string()))?;
     if body.len() > 1024 * 1024 {
@@ -35,7 +40,10 @@ pub async fn publish(js: &jetstream::Context, commit: &Commit) -> Result<Publish
 }
 
 /// Turns the server's answer into the port's result.
-pub fn settle(commit: &Commit, ack: Result<PublishAck, PublishError>) -> Result<Appended, LogError> {
+pub fn settle(
+    commit: &Commit,
+    ack: Result<PublishAck, PublishError>,
+) -> Result<Appended, LogError> {
     match ack {
         Ok(ack) => Ok(Appended {
             position: ack.sequence,

@@ -47,7 +47,10 @@ impl NatsLog {
         Self::with_client(client, settings).await
     }
 
-    pub async fn with_client(client: async_nats::Client, settings: StreamSettings) -> Result<Self, LogError> {
+    pub async fn with_client(
+        client: async_nats::Client,
+        settings: StreamSettings,
+    ) -> Result<Self, LogError> {
         let js = jetstream::new(client.clone());
         let stream = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -55,7 +58,9 @@ impl NatsLog {
         )
         .await
         .map_err(|_| LogError::Unavailable("NATS: JetStream did not answer within 10 s".into()))?
-        .map_err(|e| LogError::Unavailable(format!("NATS: cannot open stream {}: {e}", settings.name)))?;
+        .map_err(|e| {
+            LogError::Unavailable(format!("NATS: cannot open stream {}: {e}", settings.name))
+        })?;
         Ok(NatsLog {
             client,
             js,
@@ -83,7 +88,9 @@ impl NatsLog {
         commit: &Commit,
         result: Result<Appended, LogError>,
     ) -> Result<Appended, LogError> {
-        let (Err(LogError::Conflict { .. }), Some(expected)) = (&result, commit.expected.as_version()) else {
+        let (Err(LogError::Conflict { .. }), Some(expected)) =
+            (&result, commit.expected.as_version())
+        else {
             return result;
         };
         let subject = subjects::subject(commit.org_id, &commit.stream);
@@ -123,11 +130,19 @@ impl EventLog for NatsLog {
         out
     }
 
-    async fn read_stream(&self, org: ObjectId, stream: &StreamId) -> Result<Vec<RecordedCommit>, LogError> {
+    async fn read_stream(
+        &self,
+        org: ObjectId,
+        stream: &StreamId,
+    ) -> Result<Vec<RecordedCommit>, LogError> {
         read::stream(&self.stream, &subjects::subject(org, stream)).await
     }
 
-    async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<RecordedCommit>, LogError> {
+    async fn read_after(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedCommit>, LogError> {
         read::after(&self.stream, after, limit).await
     }
 

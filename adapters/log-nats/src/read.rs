@@ -20,8 +20,15 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<RecordedCommit, LogError> {
 }
 
 /// The next message on `subject` at or after `from`, if any.
-pub(crate) async fn next(stream: &Stream, subject: &str, from: u64) -> Result<Option<RecordedCommit>, LogError> {
-    match stream.direct_get_next_for_subject(subject, Some(from)).await {
+pub(crate) async fn next(
+    stream: &Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<RecordedCommit>, LogError> {
+    match stream
+        .direct_get_next_for_subject(subject, Some(from))
+        .await
+    {
         Ok(msg) => {
             let seq = msg
                 .headers
@@ -46,7 +53,11 @@ pub async fn stream(stream: &Stream, subject: &str) -> Result<Vec<RecordedCommit
     Ok(out)
 }
 
-pub async fn after(stream: &Stream, after: Position, limit: usize) -> Result<Vec<RecordedCommit>, LogError> {
+pub async fn after(
+    stream: &Stream,
+    after: Position,
+    limit: usize,
+) -> Result<Vec<RecordedCommit>, LogError> {
     let mut out = Vec::new();
     let mut from = after + 1;
     while out.len() < limit {

@@ -58,11 +58,16 @@ impl SqliteLog {
         })
     }
 
-    async fn submit(&self, commits: Vec<Commit>) -> Result<Vec<Result<Appended, LogError>>, LogError> {
+    async fn submit(
+        &self,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Result<Appended, LogError>>, LogError> {
         for c in &commits {
             c.stream.validate().map_err(LogError::Invalid)?;
             if c.events.is_empty() {
-                return Err(LogError::Invalid("a commit needs at least one event".into()));
+                return Err(LogError::Invalid(
+                    "a commit needs at least one event".into(),
+                ));
             }
         }
         let (reply, answer) = oneshot::channel();
@@ -102,7 +107,11 @@ impl EventLog for SqliteLog {
         read::stream(&self.inner.readers, org, stream).await
     }
 
-    async fn read_after(&self, after: Position, limit: usize) -> Result<Vec<RecordedCommit>, LogError> {
+    async fn read_after(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedCommit>, LogError> {
         read::after(&self.inner.readers, after, limit).await
     }
 

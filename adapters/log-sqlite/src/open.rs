@@ -64,7 +64,8 @@ fn classify(path: &Path, e: sqlx::Error) -> OpenError {
 pub async fn open(path: &Path) -> Result<(SqliteConnection, SqlitePool), OpenError> {
     let name = path.display().to_string();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::Unreadable(name.clone(), e.to_string()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OpenError::Unreadable(name.clone(), e.to_string()))?;
     }
     let mut conn = SqliteConnection::connect_with(&options(path))
         .await
@@ -118,4 +119,3 @@ pub async fn open(path: &Path) -> Result<(SqliteConnection, SqlitePool), OpenErr
         .map_err(|e| classify(path, e))?;
     Ok((conn, readers))
 }
-

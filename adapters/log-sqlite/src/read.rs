@@ -51,7 +51,11 @@ pub async fn stream(
     .collect()
 }
 
-pub async fn after(pool: &SqlitePool, after: Position, limit: usize) -> Result<Vec<RecordedCommit>, LogError> {
+pub async fn after(
+    pool: &SqlitePool,
+    after: Position,
+    limit: usize,
+) -> Result<Vec<RecordedCommit>, LogError> {
     sqlx::query(
         "SELECT position, stream_version, body FROM commits
          WHERE position > ?1 ORDER BY position LIMIT ?2",
@@ -68,7 +72,11 @@ pub async fn after(pool: &SqlitePool, after: Position, limit: usize) -> Result<V
 
 /// Follows the log from `from`: pages through what is stored, then waits for the
 /// writer to move the head. The feeding task ends when the subscriber drops.
-pub fn subscribe(pool: SqlitePool, mut head: watch::Receiver<Position>, from: Position) -> CommitStream {
+pub fn subscribe(
+    pool: SqlitePool,
+    mut head: watch::Receiver<Position>,
+    from: Position,
+) -> CommitStream {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut next = from;

@@ -165,11 +165,13 @@ async fn find_duplicate(
     conn: &mut SqliteConnection,
     commit_id: &str,
 ) -> Result<Option<Appended>, LogError> {
-    let row = sqlx::query("SELECT position, COALESCE(stream_version, position) FROM commits WHERE commit_id = ?1")
-        .bind(commit_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| LogError::Unavailable(format!("SQLite: {e}")))?;
+    let row = sqlx::query(
+        "SELECT position, COALESCE(stream_version, position) FROM commits WHERE commit_id = ?1",
+    )
+    .bind(commit_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| LogError::Unavailable(format!("SQLite: {e}")))?;
     Ok(row.map(|r| Appended {
         position: r.get::<i64, _>(0) as u64,
         stream_version: r.get::<i64, _>(1) as u64,
@@ -177,7 +179,11 @@ async fn find_duplicate(
     }))
 }
 
-async fn current_version(conn: &mut SqliteConnection, org: &str, stream: &str) -> Result<u64, sqlx::Error> {
+async fn current_version(
+    conn: &mut SqliteConnection,
+    org: &str,
+    stream: &str,
+) -> Result<u64, sqlx::Error> {
     let v: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(stream_version), 0) FROM commits WHERE org_id = ?1 AND stream = ?2",
     )
@@ -187,4 +193,3 @@ async fn current_version(conn: &mut SqliteConnection, org: &str, stream: &str) -
     .await?;
     Ok(v as u64)
 }
-

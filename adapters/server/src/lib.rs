@@ -1,1 +1,22 @@
+//! The `castellan` binary's library: the only crate that wires everything.
+//!
+//! Map of the modules:
+//! - [`cli`]: the command line (clap) and dispatch.
+//! - [`config`]: TOML + `CASTELLAN_SECTION_KEY` environment + `*_FILE` secrets.
+//! - [`backends`]: opening the event log (SQLite or NATS JetStream) and the read
+//!   store (SQLite or PostgreSQL) that the configuration names.
+//! - [`metered`]: the event-log decorator that counts appends for `/metrics`.
+//! - [`node`]: a running node: projections, HTTP API, management listener; ordered shutdown.
+//! - [`management`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`commands`]: one file per subcommand (serve, quickstart, bootstrap, events tail,
+//!   projections rebuild).
+//! - [`logging`]: tracing setup (text or JSON).
 
+pub mod backends;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod management;
+pub mod metered;
+pub mod node;

@@ -1,1 +1,7 @@
-fn main() {}
+//! `castellan`: see `castellan --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    castellan_server::cli::main()
+}

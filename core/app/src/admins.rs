@@ -143,9 +143,14 @@ pub async fn bootstrap(
             email: None,
         },
     );
-    let (org_id, _) =
-        organizations::create(log, meta.clone(), org_name, None, Some(admin_email.to_string()))
-            .await?;
+    let (org_id, _) = organizations::create(
+        log,
+        meta.clone(),
+        org_name,
+        None,
+        Some(admin_email.to_string()),
+    )
+    .await?;
     let admin = create(
         log,
         org_id,

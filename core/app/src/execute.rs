@@ -3,7 +3,9 @@
 //! reload and decide again (bounded).
 
 use castellan_domain::aggregate::{Aggregate, DecideContext, EventCodec};
-use castellan_domain::envelope::{Commit, EventMeta, ExpectedVersion, NewEvent, RecordedCommit, StreamId};
+use castellan_domain::envelope::{
+    Commit, EventMeta, ExpectedVersion, NewEvent, RecordedCommit, StreamId,
+};
 use castellan_domain::ids::new_event_id;
 use castellan_domain::ObjectId;
 use uuid::Uuid;
@@ -144,6 +146,12 @@ fn decode_all<A: Aggregate>(commit: &RecordedCommit) -> Result<Vec<A::Event>, Ap
         .commit
         .events
         .iter()
-        .map(|e| Ok(A::Event::decode(&e.event_type, e.schema_version, e.payload.clone())?))
+        .map(|e| {
+            Ok(A::Event::decode(
+                &e.event_type,
+                e.schema_version,
+                e.payload.clone(),
+            )?)
+        })
         .collect()
 }

@@ -97,5 +97,12 @@ pub async fn remove_logo(
     org: ObjectId,
     meta: EventMeta,
 ) -> Result<Executed<Organization>, AppError> {
-    execute::<Organization>(log, org, &org.to_string(), meta, OrganizationCommand::RemoveLogo).await
+    execute::<Organization>(
+        log,
+        org,
+        &org.to_string(),
+        meta,
+        OrganizationCommand::RemoveLogo,
+    )
+    .await
 }

@@ -96,8 +96,12 @@ impl EventCodec for AdminEvent {
     fn decode(event_type: &str, version: u32, payload: Value) -> Result<Self, DecodeError> {
         let payload = upcast(event_type, version, payload, 1)?;
         match event_type {
-            CREATE => Ok(AdminEvent::Created(from_payload(event_type, version, payload)?)),
-            UPDATE => Ok(AdminEvent::Updated(from_payload(event_type, version, payload)?)),
+            CREATE => Ok(AdminEvent::Created(from_payload(
+                event_type, version, payload,
+            )?)),
+            UPDATE => Ok(AdminEvent::Updated(from_payload(
+                event_type, version, payload,
+            )?)),
             other => Err(DecodeError::new(other, version, "not an admin event")),
         }
     }
@@ -108,7 +112,11 @@ impl Aggregate for Admin {
     type Command = AdminCommand;
     type Event = AdminEvent;
 
-    fn decide(&self, command: &AdminCommand, _: &DecideContext) -> Result<Vec<AdminEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: &AdminCommand,
+        _: &DecideContext,
+    ) -> Result<Vec<AdminEvent>, DomainError> {
         match command {
             AdminCommand::Create {
                 email,
@@ -126,7 +134,11 @@ impl Aggregate for Admin {
                 v.into_result()?;
                 let changes = vec![
                     Change::new("email", Value::Null, email.clone()),
-                    Change::new("role", Value::Null, serde_json::to_value(role).expect("role")),
+                    Change::new(
+                        "role",
+                        Value::Null,
+                        serde_json::to_value(role).expect("role"),
+                    ),
                 ];
                 Ok(vec![AdminEvent::Created(AdminCreated {
                     email,
@@ -139,7 +151,11 @@ impl Aggregate for Admin {
                 if !self.exists {
                     return Err(DomainError::NotFound { kind: "admin" });
                 }
-                let from = self.api_key_id.clone().map(Value::String).unwrap_or(Value::Null);
+                let from = self
+                    .api_key_id
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null);
                 Ok(vec![AdminEvent::Updated(AdminUpdated {
                     changes: vec![Change::new("api_key", from, key_id.clone())],
                     api_key: Some(ApiKeyHash {

@@ -25,7 +25,7 @@ pub mod upcast;
 pub use aggregate::{Aggregate, EventCodec};
 pub use change::Change;
 pub use envelope::{
-    Actor, ActorKind, Commit, EventMeta, Envelope, ExpectedVersion, NewEvent, Position,
+    Actor, ActorKind, Commit, Envelope, EventMeta, ExpectedVersion, NewEvent, Position,
     RecordedCommit, StreamId,
 };
 pub use error::DomainError;

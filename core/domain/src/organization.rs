@@ -109,7 +109,11 @@ impl EventCodec for OrganizationEvent {
                     event_type, version, payload,
                 )?))
             }
-            other => Err(DecodeError::new(other, version, "not an organization event")),
+            other => Err(DecodeError::new(
+                other,
+                version,
+                "not an organization event",
+            )),
         }
     }
 }
@@ -192,8 +196,18 @@ impl Aggregate for Organization {
                 let contact_name = normalize(contact_name).flatten();
                 let contact_email = normalize(contact_email).flatten().map(|e| e.to_lowercase());
                 let mut changes = vec![Change::new("name", Value::Null, name.clone())];
-                diff(&mut changes, "contact_name", Value::Null, opt(&contact_name));
-                diff(&mut changes, "contact_email", Value::Null, opt(&contact_email));
+                diff(
+                    &mut changes,
+                    "contact_name",
+                    Value::Null,
+                    opt(&contact_name),
+                );
+                diff(
+                    &mut changes,
+                    "contact_email",
+                    Value::Null,
+                    opt(&contact_email),
+                );
                 Ok(vec![OrganizationEvent::Created(OrganizationCreated {
                     name,
                     contact_name,
@@ -224,11 +238,21 @@ impl Aggregate for Organization {
                     diff(&mut changes, "name", Value::String(self.name.clone()), to);
                 }
                 if let Some(to) = normalize(contact_name) {
-                    diff(&mut changes, "contact_name", opt(&self.contact_name), opt(&to));
+                    diff(
+                        &mut changes,
+                        "contact_name",
+                        opt(&self.contact_name),
+                        opt(&to),
+                    );
                 }
                 if let Some(to) = normalize(contact_email) {
                     let to = to.map(|e| e.to_lowercase());
-                    diff(&mut changes, "contact_email", opt(&self.contact_email), opt(&to));
+                    diff(
+                        &mut changes,
+                        "contact_email",
+                        opt(&self.contact_email),
+                        opt(&to),
+                    );
                 }
                 if let Some(patch) = settings {
                     for (key, to) in patch {

@@ -58,7 +58,11 @@ fn step(event_type: &str, from: u32, payload: Value) -> Result<Value, DecodeErro
             let changes: Vec<Value> = obj
                 .iter()
                 .map(|(field, to)| {
-                    let field = if field == "displayName" { "name" } else { field };
+                    let field = if field == "displayName" {
+                        "name"
+                    } else {
+                        field
+                    };
                     json!({"field": field, "from": null, "to": to})
                 })
                 .collect();

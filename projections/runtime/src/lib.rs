@@ -1,1 +1,28 @@
+//! Projections: the read side of Castellan.
+//!
+//! Map of the modules:
+//! - [`store`]: the SQL read store (SQLite embedded, PostgreSQL in cluster mode) on
+//!   sqlx's `Any` driver, and its migrations (one text for both dialects where they agree).
+//! - [`runtime`]: SQL projections as data (name, reducers: event type → fn, tables),
+//!   the runner that applies commits with the checkpoint in the same transaction,
+//!   the failed-events table, rebuild from 0, and per-projection metrics.
+//! - [`progress`]: positions reached, for read-your-writes waits.
+//! - [`memory`]: in-memory projections publishing immutable snapshots, swapped atomically.
+//! - [`portal`]: the portal read model (organizations, admins) behind the admin API.
+//! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
+//! - [`blobs`]: the blob store (logos) in the read store.
 
+pub mod admin_index;
+pub mod blobs;
+pub mod memory;
+pub mod portal;
+pub mod progress;
+pub mod runtime;
+pub mod store;
+
+pub use progress::Progress;
+pub use runtime::{ProjectionError, ProjectionMetrics, SqlProjection};
+pub use store::{Dialect, ReadStore};
+
+/// The error of a read-store query.
+pub type QueryError = sqlx::Error;

@@ -77,7 +77,11 @@ pub async fn append_read_round_trip(log: Arc<dyn EventLog>) {
     let after = log.read_after(a.position - 1, 10).await.unwrap();
     assert_eq!(after[0].commit.commit_id, c.commit_id);
     // Another org's stream of the same name is another stream.
-    assert!(log.read_stream(self::org(), &stream).await.unwrap().is_empty());
+    assert!(log
+        .read_stream(self::org(), &stream)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn stale_expected_version_conflicts_and_writes_nothing(log: Arc<dyn EventLog>) {
@@ -88,7 +92,9 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(log: Arc<dyn Ev
         .await
         .unwrap()
         .stream_version;
-    let again = log.append(commit(org, &stream, ExpectedVersion::NoStream, 1)).await;
+    let again = log
+        .append(commit(org, &stream, ExpectedVersion::NoStream, 1))
+        .await;
     assert!(matches!(again, Err(LogError::Conflict { .. })), "{again:?}");
     let v2 = log
         .append(commit(org, &stream, ExpectedVersion::Exact(v1), 1))
@@ -96,7 +102,9 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(log: Arc<dyn Ev
         .unwrap()
         .stream_version;
     assert!(v2 > v1);
-    let stale = log.append(commit(org, &stream, ExpectedVersion::Exact(v1), 1)).await;
+    let stale = log
+        .append(commit(org, &stream, ExpectedVersion::Exact(v1), 1))
+        .await;
     assert!(matches!(stale, Err(LogError::Conflict { .. })), "{stale:?}");
     let ahead = log
         .append(commit(org, &stream, ExpectedVersion::Exact(v2 + 1000), 1))
@@ -105,10 +113,14 @@ pub async fn stale_expected_version_conflicts_and_writes_nothing(log: Arc<dyn Ev
     assert_eq!(log.read_stream(org, &stream).await.unwrap().len(), 2);
     // Exact on a stream that does not exist fails too.
     let missing = StreamId::aggregate("thing", ObjectId::generate(0));
-    let r = log.append(commit(org, &missing, ExpectedVersion::Exact(1), 1)).await;
+    let r = log
+        .append(commit(org, &missing, ExpectedVersion::Exact(1), 1))
+        .await;
     assert!(matches!(r, Err(LogError::Conflict { .. })), "{r:?}");
     // Any skips the check.
-    log.append(commit(org, &stream, ExpectedVersion::Any, 1)).await.unwrap();
+    log.append(commit(org, &stream, ExpectedVersion::Any, 1))
+        .await
+        .unwrap();
     assert_eq!(log.read_stream(org, &stream).await.unwrap().len(), 3);
 }
 
@@ -154,10 +166,15 @@ pub async fn concurrent_writers_one_wins_per_version(log: Arc<dyn EventLog>) {
 pub async fn auth_appends_skip_per_aggregate_checks(log: Arc<dyn EventLog>) {
     let org = org();
     let stream = StreamId::auth("ldap");
-    let commits: Vec<_> = (0..200).map(|_| commit(org, &stream, ExpectedVersion::Any, 1)).collect();
+    let commits: Vec<_> = (0..200)
+        .map(|_| commit(org, &stream, ExpectedVersion::Any, 1))
+        .collect();
     let results = log.append_batch(commits).await;
     let positions: Vec<u64> = results.into_iter().map(|r| r.unwrap().position).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions increase");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions increase"
+    );
     assert_eq!(log.read_stream(org, &stream).await.unwrap().len(), 200);
 }
 
@@ -188,7 +205,12 @@ pub async fn subscribe_delivers_every_later_commit_in_order(h: &mut dyn Harness)
     assert_eq!(seen, positions[10..].to_vec());
     // Live: a commit appended now arrives.
     let live = log
-        .append(commit(org, &StreamId::aggregate("thing", "live"), ExpectedVersion::Any, 1))
+        .append(commit(
+            org,
+            &StreamId::aggregate("thing", "live"),
+            ExpectedVersion::Any,
+            1,
+        ))
         .await
         .unwrap();
     let got = next_of(&mut sub, org).await;
@@ -200,7 +222,12 @@ pub async fn subscribe_delivers_every_later_commit_in_order(h: &mut dyn Harness)
     let log = h.open().await;
     let mut more = Vec::new();
     for _ in 0..5 {
-        let c = commit(org, &StreamId::aggregate("thing", "after"), ExpectedVersion::Any, 1);
+        let c = commit(
+            org,
+            &StreamId::aggregate("thing", "after"),
+            ExpectedVersion::Any,
+            1,
+        );
         more.push(log.append(c).await.unwrap().position);
     }
     let mut sub = log.subscribe(live.position).await.unwrap();
@@ -211,7 +238,11 @@ pub async fn subscribe_delivers_every_later_commit_in_order(h: &mut dyn Harness)
     assert_eq!(seen, more);
     // Everything written before the restart is still there.
     let all = log.read_after(0, 10_000).await.unwrap();
-    let ours: Vec<u64> = all.iter().filter(|c| c.commit.org_id == org).map(|c| c.position).collect();
+    let ours: Vec<u64> = all
+        .iter()
+        .filter(|c| c.commit.org_id == org)
+        .map(|c| c.position)
+        .collect();
     assert_eq!(ours.len(), 36);
 }
 
@@ -239,7 +270,15 @@ pub async fn unique_keys_hold_under_concurrency(log: Arc<dyn EventLog>) {
                 let log = log.clone();
                 let name = name.clone();
                 tokio::spawn(async move {
-                    unique::claim(&*log, org_a, "username", &name, &format!("owner{i}"), &meta()).await
+                    unique::claim(
+                        &*log,
+                        org_a,
+                        "username",
+                        &name,
+                        &format!("owner{i}"),
+                        &meta(),
+                    )
+                    .await
                 })
             })
             .collect();
@@ -247,17 +286,35 @@ pub async fn unique_keys_hold_under_concurrency(log: Arc<dyn EventLog>) {
         for t in tasks {
             match t.await.unwrap() {
                 Ok(_) => wins += 1,
-                Err(castellan_app::AppError::Domain(castellan_domain::DomainError::Taken { .. })) => {}
+                Err(castellan_app::AppError::Domain(castellan_domain::DomainError::Taken {
+                    ..
+                })) => {}
                 Err(e) => panic!("unexpected {e}"),
             }
         }
         assert_eq!(wins, 1, "one claim of {name} wins");
         // Case-insensitive.
-        let upper = unique::claim(&*log, org_a, "username", &name.to_uppercase(), "other", &meta()).await;
+        let upper = unique::claim(
+            &*log,
+            org_a,
+            "username",
+            &name.to_uppercase(),
+            "other",
+            &meta(),
+        )
+        .await;
         assert!(upper.is_err());
-        unique::claim(&*log, org_b, "username", &name, "owner-b", &meta()).await.expect("other org is free");
+        unique::claim(&*log, org_b, "username", &name, "owner-b", &meta())
+            .await
+            .expect("other org is free");
     }
-    unique::claim(&*log, org_a, "username", "bob", "u1", &meta()).await.unwrap();
-    unique::release(&*log, org_a, "username", "bob", "u1", &meta()).await.unwrap();
-    unique::claim(&*log, org_a, "username", "BOB", "u2", &meta()).await.expect("released key is free again");
+    unique::claim(&*log, org_a, "username", "bob", "u1", &meta())
+        .await
+        .unwrap();
+    unique::release(&*log, org_a, "username", "bob", "u1", &meta())
+        .await
+        .unwrap();
+    unique::claim(&*log, org_a, "username", "BOB", "u2", &meta())
+        .await
+        .expect("released key is free again");
 }

@@ -13,5 +13,7 @@ pub mod postgres;
 
 /// True when running under CI, where no backing service may be skipped.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "false").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "false")
+        .unwrap_or(false)
 }

@@ -5,7 +5,9 @@
 pub fn url() -> Option<String> {
     match std::env::var("CASTELLAN_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => Some(u),
-        _ if crate::in_ci() => panic!("CASTELLAN_TEST_POSTGRES_URL is not set: the test command must start PostgreSQL"),
+        _ if crate::in_ci() => {
+            panic!("CASTELLAN_TEST_POSTGRES_URL is not set: the test command must start PostgreSQL")
+        }
         _ => {
             eprintln!("skipping: CASTELLAN_TEST_POSTGRES_URL is not set (run tests/run.sh)");
             None

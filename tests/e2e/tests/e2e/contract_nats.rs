@@ -70,7 +70,9 @@ async fn auth_appends_skip_per_aggregate_checks() {
 
 #[tokio::test]
 async fn subscribe_delivers_every_later_commit_in_order() {
-    let Some(server) = NatsServer::start() else { return };
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
     let mut h = Nats { server };
     contract::subscribe_delivers_every_later_commit_in_order(&mut h).await;
 }

@@ -1,0 +1,88 @@
+//! Request authentication and event metadata.
+//!
+//! `x-api-key` is hashed (SHA-256) and looked up in the in-memory admin index; an
+//! unknown key and a missing key answer alike. `x-org-id`, when sent, must name the
+//! admin's organization.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use castellan_domain::envelope::{Actor, ActorKind, EventMeta};
+use castellan_domain::ObjectId;
+use castellan_projections::admin_index::AdminPrincipal;
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// An authenticated admin and the metadata its changes are recorded with.
+pub struct Caller {
+    pub admin: AdminPrincipal,
+    pub org: ObjectId,
+    pub meta: EventMeta,
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid x-api-key header is required",
+    )
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let key = header(parts, "x-api-key").ok_or_else(unauthorized)?;
+        if key.len() > 256 {
+            return Err(unauthorized());
+        }
+        let hash = castellan_app::admins::api_key_hash(key);
+        let admin = state
+            .admins
+            .snapshot()
+            .state
+            .by_api_key_hash(&hash)
+            .cloned()
+            .ok_or_else(unauthorized)?;
+        if let Some(org) = header(parts, "x-org-id") {
+            if org.parse::<ObjectId>().ok() != Some(admin.org_id) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "x-org-id names an organization this key does not administer",
+                ));
+            }
+        }
+        let client_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let meta = EventMeta {
+            occurred_at: state.clock.now(),
+            actor: Actor {
+                kind: ActorKind::ApiKey,
+                id: Some(admin.admin_id.to_string()),
+                email: Some(admin.email.clone()),
+            },
+            client_ip,
+            user_agent: header(parts, "user-agent").map(|s| s.chars().take(512).collect()),
+            correlation_id: Some(
+                header(parts, "x-request-id")
+                    .map(|s| s.chars().take(128).collect())
+                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            ),
+        };
+        Ok(Caller {
+            org: admin.org_id,
+            admin,
+            meta,
+        })
+    }
+}

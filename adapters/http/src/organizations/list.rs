@@ -1,0 +1,35 @@
+//! `GET /api/organizations`: the organizations the caller administers, as a v1 list.
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::get::ReadParams;
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<ReadParams>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    consistency::wait_for(
+        &state,
+        consistency::requested(&headers, params.min_position)?,
+    )
+    .await?;
+    let results: Vec<Value> = state
+        .store
+        .organization(&caller.org.to_string())
+        .await?
+        .iter()
+        .map(super::to_json)
+        .collect();
+    Ok(Json(
+        json!({"totalCount": results.len(), "results": results}),
+    ))
+}

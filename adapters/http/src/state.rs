@@ -1,0 +1,19 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use castellan_app::ports::{Clock, EventLog};
+use castellan_projections::admin_index::AdminIndex;
+use castellan_projections::memory::MemoryProjection;
+use castellan_projections::{Progress, ReadStore};
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub log: Arc<dyn EventLog>,
+    pub store: ReadStore,
+    /// Progress of the SQL portal projection the reads come from.
+    pub portal: Progress,
+    pub admins: Arc<MemoryProjection<AdminIndex>>,
+    pub clock: Arc<dyn Clock>,
+    /// The longest a request waits for a projection to reach a position.
+    pub consistency_wait: Duration,
+}

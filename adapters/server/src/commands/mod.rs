@@ -1,0 +1,7 @@
+//! One file per subcommand.
+
+pub mod bootstrap;
+pub mod events_tail;
+pub mod projections_rebuild;
+pub mod quickstart;
+pub mod serve;

@@ -1,0 +1,329 @@
+//! Configuration: a TOML file, overridden by `CASTELLAN_SECTION_KEY` environment
+//! variables, with `CASTELLAN_SECTION_KEY_FILE` reading a secret from a file.
+//! Every error names the setting (or the variable, or the file) it is about.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded default keeps its files.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub read_store: ReadStoreConfig,
+    pub http: ListenConfig,
+    pub management: ListenConfig,
+    pub logging: LoggingConfig,
+    pub projections: ProjectionsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Empty: the embedded SQLite log in `data_dir/events.db`. `nats://…`: JetStream.
+    pub url: String,
+    /// The JetStream stream name.
+    pub stream: String,
+    /// JetStream replicas: 1 for one server, 3 for a cluster.
+    pub replicas: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadStoreConfig {
+    /// Empty: SQLite in `data_dir/read.db`. `postgres://…`: PostgreSQL.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `castellan=debug` (RUST_LOG wins).
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionsConfig {
+    /// `/readyz` fails while a projection is more than this many positions behind.
+    pub ready_max_lag: u64,
+    /// The longest a request waits for its own write to become readable.
+    pub consistency_wait_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./castellan-data"),
+            log: LogConfig::default(),
+            read_store: ReadStoreConfig::default(),
+            http: ListenConfig {
+                listen: "127.0.0.1:8080".parse().expect("static address"),
+            },
+            management: ListenConfig {
+                listen: "127.0.0.1:9090".parse().expect("static address"),
+            },
+            logging: LoggingConfig::default(),
+            projections: ProjectionsConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            url: String::new(),
+            stream: "CASTELLAN".into(),
+            replicas: 1,
+        }
+    }
+}
+
+impl Default for ReadStoreConfig {
+    fn default() -> Self {
+        ReadStoreConfig { url: String::new() }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        ProjectionsConfig {
+            ready_max_lag: 1000,
+            consistency_wait_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0}: {1}")]
+    File(String, String),
+    #[error("environment variable {0}: {1}")]
+    Env(String, String),
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+const SECTIONS: &[&str] = &[
+    "read_store",
+    "log",
+    "http",
+    "management",
+    "logging",
+    "projections",
+];
+
+impl Config {
+    /// Loads `file` (if given) and applies the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_with(file, &env)
+    }
+
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::File(name.clone(), e.to_string()))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::File(name, e.message().to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("CASTELLAN_") else {
+                continue;
+            };
+            // Variables of the test harness and the config path are not settings.
+            if rest.starts_with("TEST_") || rest == "CONFIG" {
+                continue;
+            }
+            let (rest, value) = match rest.strip_suffix("_FILE") {
+                Some(rest) => {
+                    let secret = std::fs::read_to_string(raw).map_err(|e| {
+                        ConfigError::Env(var.clone(), format!("cannot read {raw}: {e}"))
+                    })?;
+                    (rest, secret.trim_end_matches(['\n', '\r']).to_string())
+                }
+                None => (rest, raw.clone()),
+            };
+            let lower = rest.to_ascii_lowercase();
+            let (section, key) = match SECTIONS
+                .iter()
+                .find(|s| lower.starts_with(&format!("{s}_")))
+            {
+                Some(s) => (Some(*s), lower[s.len() + 1..].to_string()),
+                None => (None, lower),
+            };
+            let value = typed(&value);
+            match section {
+                Some(s) => {
+                    let entry = table
+                        .entry(s)
+                        .or_insert_with(|| toml::Value::Table(Default::default()));
+                    let toml::Value::Table(t) = entry else {
+                        return Err(ConfigError::Env(
+                            var.clone(),
+                            format!("[{s}] is not a table in the file"),
+                        ));
+                    };
+                    t.insert(key, value);
+                }
+                None => {
+                    table.insert(key, value);
+                }
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let log = &self.log.url;
+        if !(log.is_empty()
+            || log.starts_with("nats://")
+            || log.starts_with("tls://")
+            || log.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "log.url {log:?}: use nats://HOST:PORT for JetStream, sqlite:PATH, or leave it empty for the embedded log"
+            )));
+        }
+        let rs = &self.read_store.url;
+        if !(rs.is_empty()
+            || rs.starts_with("postgres://")
+            || rs.starts_with("postgresql://")
+            || rs.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "read_store.url: use postgres://… or sqlite:PATH, or leave it empty for the embedded store (got {})",
+                castellan_projections::store::redact(rs)
+            )));
+        }
+        if !matches!(self.logging.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "logging.format {:?}: use text or json",
+                self.logging.format
+            )));
+        }
+        if self.log.replicas == 0 || self.log.replicas > 5 {
+            return Err(ConfigError::Invalid("log.replicas: 1 to 5".into()));
+        }
+        Ok(())
+    }
+
+    /// The SQLite log file of the embedded default.
+    pub fn log_path(&self) -> PathBuf {
+        match self.log.url.strip_prefix("sqlite:") {
+            Some(p) => PathBuf::from(p.trim_start_matches("//")),
+            None => self.data_dir.join("events.db"),
+        }
+    }
+
+    pub fn read_store_url(&self) -> String {
+        if self.read_store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("read.db").display())
+        } else {
+            self.read_store.url.clone()
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.log.url.starts_with("nats://") || self.log.url.starts_with("tls://")
+    }
+}
+
+/// Environment values are strings; numbers and booleans become typed.
+fn typed(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_the_file_and_file_secrets_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/x\"\n[http]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let secret = dir.path().join("pg");
+        std::fs::write(&secret, "postgres://u:p@h/db\n").unwrap();
+        let c = Config::load_with(
+            Some(&file),
+            &env(&[
+                ("CASTELLAN_HTTP_LISTEN", "127.0.0.1:2"),
+                ("CASTELLAN_READ_STORE_URL_FILE", secret.to_str().unwrap()),
+                ("CASTELLAN_PROJECTIONS_READY_MAX_LAG", "5"),
+                ("CASTELLAN_TEST_POSTGRES_URL", "ignored"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.http.listen.port(), 2);
+        assert_eq!(c.read_store.url, "postgres://u:p@h/db");
+        assert_eq!(c.projections.ready_max_lag, 5);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = Config::load_with(None, &env(&[("CASTELLAN_HTTP_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::load_with(None, &env(&[("CASTELLAN_LOG_URL", "http://x")])).unwrap_err();
+        assert!(e.to_string().contains("log.url"), "{e}");
+        let e = Config::load_with(None, &env(&[("CASTELLAN_BOGUS", "1")])).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "data_dir = [").unwrap();
+        let e = Config::load_with(Some(&file), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The in-memory index of administrators and their API keys. Every API request is
+//! authenticated against it, without a database round trip.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use castellan_domain::admin::{AdminEvent, AdminRole};
+use castellan_domain::aggregate::EventCodec;
+use castellan_domain::envelope::{Envelope, StreamId};
+use castellan_domain::ObjectId;
+
+use crate::memory::{MemoryProjection, MemoryReduceFn};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminPrincipal {
+    pub admin_id: ObjectId,
+    pub org_id: ObjectId,
+    pub email: String,
+    pub role: AdminRole,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdminIndex {
+    pub admins: HashMap<ObjectId, AdminPrincipal>,
+    /// SHA-256 (hex) of an API key → its admin.
+    pub by_key_hash: HashMap<String, ObjectId>,
+    key_of: HashMap<ObjectId, String>,
+}
+
+impl AdminIndex {
+    pub fn by_api_key_hash(&self, hash: &str) -> Option<&AdminPrincipal> {
+        self.by_key_hash
+            .get(hash)
+            .and_then(|id| self.admins.get(id))
+    }
+}
+
+fn admin_id(e: &Envelope) -> Result<ObjectId, String> {
+    match &e.stream {
+        StreamId::Aggregate { id, .. } => id.parse().map_err(|err| format!("{err}")),
+        _ => Err("admin event outside an admin stream".into()),
+    }
+}
+
+fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
+    let id = admin_id(e)?;
+    match AdminEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+        .map_err(|e| e.to_string())?
+    {
+        AdminEvent::Created(c) => {
+            state.admins.insert(
+                id,
+                AdminPrincipal {
+                    admin_id: id,
+                    org_id: e.org_id,
+                    email: c.email,
+                    role: c.role,
+                },
+            );
+        }
+        AdminEvent::Updated(u) => {
+            if let Some(key) = u.api_key {
+                if let Some(old) = state.key_of.insert(id, key.key_hash.clone()) {
+                    state.by_key_hash.remove(&old);
+                }
+                state.by_key_hash.insert(key.key_hash, id);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn projection() -> Arc<MemoryProjection<AdminIndex>> {
+    const REDUCERS: &[(&str, MemoryReduceFn<AdminIndex>)] =
+        &[("admin_create", reduce), ("admin_update", reduce)];
+    MemoryProjection::new("admin_index", REDUCERS)
+}

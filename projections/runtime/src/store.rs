@@ -1,0 +1,236 @@
+//! The SQL read store and its migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("read store {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("read store migration {version} ({name}) failed: {reason}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        reason: String,
+    },
+    #[error("read store: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A connection pool plus what kind of database is behind it.
+#[derive(Clone)]
+pub struct ReadStore {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+}
+
+/// One schema change; `postgres` overrides `sql` where the dialects differ.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+    postgres: Option<&'static str>,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "projection runtime",
+        sql: "CREATE TABLE IF NOT EXISTS projection_checkpoints (
+                  name TEXT PRIMARY KEY,
+                  position BIGINT NOT NULL,
+                  updated_at TEXT NOT NULL
+              );
+              CREATE TABLE IF NOT EXISTS projection_failed_events (
+                  projection TEXT NOT NULL,
+                  position BIGINT NOT NULL,
+                  event_id TEXT NOT NULL,
+                  event_type TEXT NOT NULL,
+                  error TEXT NOT NULL,
+                  failed_at TEXT NOT NULL,
+                  PRIMARY KEY (projection, event_id)
+              )",
+        postgres: None,
+    },
+    Migration {
+        version: 2,
+        name: "portal: organizations and admins",
+        sql: "CREATE TABLE IF NOT EXISTS organizations (
+                  id TEXT PRIMARY KEY,
+                  name TEXT NOT NULL,
+                  contact_name TEXT,
+                  contact_email TEXT,
+                  settings TEXT NOT NULL,
+                  logo TEXT,
+                  created_at TEXT NOT NULL,
+                  updated_at TEXT NOT NULL,
+                  version BIGINT NOT NULL,
+                  position BIGINT NOT NULL
+              );
+              CREATE TABLE IF NOT EXISTS admins (
+                  id TEXT PRIMARY KEY,
+                  org_id TEXT NOT NULL,
+                  email TEXT NOT NULL,
+                  role TEXT NOT NULL,
+                  api_key_id TEXT,
+                  created_at TEXT NOT NULL,
+                  updated_at TEXT NOT NULL
+              );
+              CREATE INDEX IF NOT EXISTS admins_by_org ON admins (org_id, email)",
+        postgres: None,
+    },
+    Migration {
+        version: 3,
+        name: "blobs",
+        sql: "CREATE TABLE IF NOT EXISTS blobs (
+                  sha256 TEXT PRIMARY KEY,
+                  content_type TEXT NOT NULL,
+                  bytes BLOB NOT NULL
+              )",
+        postgres: Some(
+            "CREATE TABLE IF NOT EXISTS blobs (
+                  sha256 TEXT PRIMARY KEY,
+                  content_type TEXT NOT NULL,
+                  bytes BYTEA NOT NULL
+              )",
+        ),
+    },
+];
+
+impl ReadStore {
+    /// Connects to `sqlite://PATH` or `postgres://…` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let err = |reason: String| StoreError::Connect {
+            url: redact(url),
+            reason,
+        };
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(err(
+                "the URL must start with sqlite:// or postgres://".into()
+            ));
+        };
+        let url = match dialect {
+            // WAL and synchronous=FULL, as for the log; create the file on first use.
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| err(e.to_string()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let store = ReadStore { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS castellan_migrations (
+                 version BIGINT PRIMARY KEY,
+                 name TEXT NOT NULL
+             )",
+        )
+        .execute(&self.pool)
+        .await?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM castellan_migrations")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect();
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            let failed = |e: sqlx::Error| StoreError::Migration {
+                version: m.version,
+                name: m.name,
+                reason: e.to_string(),
+            };
+            let sql = match self.dialect {
+                Dialect::Postgres => m.postgres.unwrap_or(m.sql),
+                Dialect::Sqlite => m.sql,
+            };
+            let mut tx = self.pool.begin().await.map_err(failed)?;
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+            }
+            sqlx::query(
+                "INSERT INTO castellan_migrations (version, name) VALUES ($1, $2)
+                 ON CONFLICT (version) DO NOTHING",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Hides a password in a URL for error messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://me:secret@127.0.0.1:5432/db"),
+            "postgres://me:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -2,12 +2,14 @@
 //!
 //! Map of the modules:
 //! - [`nats`]: starts a private nats-server on a free loopback port, kills and restarts it.
-//! - [`postgres`]: the PostgreSQL URL the test command provides.
+//! - [`postgres`]: the PostgreSQL server the test command provides; a database per test.
+//! - [`node`]: a Castellan node in-process on port 0, and bootstrap of an org with a key.
 //! - [`contract`]: the event-log contract, run against every adapter.
 //! - [`ports`]: free loopback ports.
 
 pub mod contract;
 pub mod nats;
+pub mod node;
 pub mod ports;
 pub mod postgres;
 

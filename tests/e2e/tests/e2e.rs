@@ -3,4 +3,7 @@
 mod e2e {
     pub mod contract_nats;
     pub mod contract_sqlite;
+    pub mod golden;
+    pub mod layout;
+    pub mod server_http;
 }

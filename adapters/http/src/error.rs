@@ -67,7 +67,7 @@ impl From<AppError> for ApiError {
             AppError::Log(LogError::Unavailable(reason)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "log_unavailable",
-                format!("the event log is unavailable, nothing was changed: {reason}"),
+                format!("the event log is unavailable; retry later: {reason}"),
             ),
             AppError::Log(LogError::Conflict { .. }) | AppError::Contention(_) => ApiError::new(
                 StatusCode::CONFLICT,

@@ -25,6 +25,9 @@ use castellan_domain::ObjectId;
 
 pub use subjects::{stream_config, StreamSettings};
 
+/// How long a request to NATS may take before it counts as unavailable.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// The JetStream event log. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsLog {
@@ -41,6 +44,9 @@ impl NatsLog {
             .name("castellan")
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5))
+            // While NATS is unreachable, requests fail after this instead of hanging,
+            // so that callers get a clear "unavailable" error.
+            .request_timeout(Some(REQUEST_TIMEOUT))
             .connect(url)
             .await
             .map_err(|e| LogError::Unavailable(format!("NATS {url}: {e}")))?;
@@ -51,7 +57,8 @@ impl NatsLog {
         client: async_nats::Client,
         settings: StreamSettings,
     ) -> Result<Self, LogError> {
-        let js = jetstream::new(client.clone());
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
         let stream = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             js.get_or_create_stream(stream_config(&settings)),

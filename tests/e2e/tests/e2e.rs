@@ -1,9 +1,11 @@
 //! The end-to-end suite: one test binary (each binary links the world).
 
 mod e2e {
+    pub mod cluster;
     pub mod contract_nats;
     pub mod contract_sqlite;
     pub mod golden;
     pub mod layout;
+    pub mod projections;
     pub mod server_http;
 }

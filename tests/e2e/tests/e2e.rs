@@ -4,6 +4,7 @@ mod e2e {
     pub mod cluster;
     pub mod contract_nats;
     pub mod contract_sqlite;
+    pub mod faults;
     pub mod golden;
     pub mod layout;
     pub mod projections;

@@ -42,7 +42,6 @@ impl NatsLog {
     pub async fn connect(url: &str, settings: StreamSettings) -> Result<Self, LogError> {
         let client = async_nats::ConnectOptions::new()
             .name("castellan")
-            .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5))
             // While NATS is unreachable, requests fail after this instead of hanging,
             // so that callers get a clear "unavailable" error.

@@ -150,8 +150,14 @@ impl Config {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError::File(name.clone(), e.to_string()))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::File(name, e.message().to_string()))?
+                text.parse::<toml::Table>().map_err(|e| {
+                    let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+                    let message = e.message().replace('\n', "; ");
+                    match line {
+                        Some(line) => ConfigError::File(name, format!("line {line}: {message}")),
+                        None => ConfigError::File(name, message),
+                    }
+                })?
             }
             None => toml::Table::new(),
         };
@@ -199,9 +205,12 @@ impl Config {
                 }
             }
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().message().to_string();
+                ConfigError::Invalid(format!("{path}: {message}"))
+            })?;
         config.validate()?;
         Ok(config)
     }

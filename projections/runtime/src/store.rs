@@ -131,7 +131,7 @@ impl ReadStore {
         let options = AnyConnectOptions::from_str(&url).map_err(|e| err(e.to_string()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -26,7 +26,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_castellan-e2e-server");
 /// `settings.seq` values in the organization's stream: value → how many commits set it.
 async fn seq_counts(log: &dyn EventLog, org: ObjectId) -> HashMap<i64, usize> {
     let mut counts = HashMap::new();
-    for c in log.read_stream(org, &StreamId::aggregate("organization", org)).await.unwrap() {
+    for c in log
+        .read_stream(org, &StreamId::aggregate("organization", org))
+        .await
+        .unwrap()
+    {
         for e in &c.commit.events {
             for change in e.payload["changes"].as_array().into_iter().flatten() {
                 if change["field"] == "settings.seq" {
@@ -40,9 +44,18 @@ async fn seq_counts(log: &dyn EventLog, org: ObjectId) -> HashMap<i64, usize> {
 
 /// The live read store caught up, compared with a rebuild from 0 in a fresh store.
 async fn assert_projection_converges(log: Arc<dyn EventLog>, live: ReadStore, fresh: ReadStore) {
-    Runner::new(live.clone(), log.clone(), &PORTAL).catch_up().await.unwrap();
-    Runner::new(fresh.clone(), log.clone(), &PORTAL).catch_up().await.unwrap();
-    assert_eq!(live.portal_dump().await.unwrap(), fresh.portal_dump().await.unwrap());
+    Runner::new(live.clone(), log.clone(), &PORTAL)
+        .catch_up()
+        .await
+        .unwrap();
+    Runner::new(fresh.clone(), log.clone(), &PORTAL)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        live.portal_dump().await.unwrap(),
+        fresh.portal_dump().await.unwrap()
+    );
     assert_eq!(
         runtime::checkpoint(&live, "portal").await.unwrap(),
         log.head().await.unwrap()
@@ -83,7 +96,11 @@ impl Drop for ServerProcess {
 async fn wait_ready(http: &reqwest::Client, mgmt: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{mgmt}/readyz")).send().await {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{mgmt}/readyz"))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 return;
             }
@@ -97,17 +114,30 @@ async fn wait_ready(http: &reqwest::Client, mgmt: u16) {
 async fn kill_9_loop_on_the_embedded_default_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["bootstrap", "--org-name", "Crashy", "--admin-email", "root@crashy.test"])
+        .args([
+            "bootstrap",
+            "--org-name",
+            "Crashy",
+            "--admin-email",
+            "root@crashy.test",
+        ])
         .env("CASTELLAN_DATA_DIR", dir.path())
         .env("CASTELLAN_LOGGING_LEVEL", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let boot: Value = serde_json::from_slice(&out.stdout).unwrap();
     let org: ObjectId = boot["org_id"].as_str().unwrap().parse().unwrap();
     let key = boot["api_key"].as_str().unwrap().to_string();
 
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let (hp, mp) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{hp}/api/organizations/{org}");
     let mut acked: Vec<(i64, u64)> = Vec::new();
@@ -124,10 +154,19 @@ async fn kill_9_loop_on_the_embedded_default_loses_no_acknowledged_write() {
                     seq += 1;
                     let (http, url, key, s) = (http.clone(), url.clone(), key.clone(), seq);
                     tokio::spawn(async move {
-                        let r = http.put(&url).header("x-api-key", key).json(&json!({"settings": {"seq": s}})).send().await;
+                        let r = http
+                            .put(&url)
+                            .header("x-api-key", key)
+                            .json(&json!({"settings": {"seq": s}}))
+                            .send()
+                            .await;
                         match r {
                             Ok(r) if r.status() == 200 => {
-                                let p: u64 = r.headers()["x-castellan-position"].to_str().unwrap().parse().unwrap();
+                                let p: u64 = r.headers()["x-castellan-position"]
+                                    .to_str()
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap();
                                 Some((s, p))
                             }
                             _ => None,
@@ -145,10 +184,18 @@ async fn kill_9_loop_on_the_embedded_default_loses_no_acknowledged_write() {
     }
     assert!(acked.len() > 20, "only {} acknowledged writes", acked.len());
 
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir.path().join("events.db")).await.unwrap());
+    let log: Arc<dyn EventLog> = Arc::new(
+        SqliteLog::open(&dir.path().join("events.db"))
+            .await
+            .unwrap(),
+    );
     let counts = seq_counts(&*log, org).await;
     for (s, position) in &acked {
-        assert_eq!(counts.get(s), Some(&1), "acknowledged seq {s} (position {position}) is stored exactly once");
+        assert_eq!(
+            counts.get(s),
+            Some(&1),
+            "acknowledged seq {s} (position {position}) is stored exactly once"
+        );
     }
     assert!(counts.values().all(|n| *n == 1), "no value stored twice");
     let all = log.read_after(0, 1_000_000).await.unwrap();
@@ -157,23 +204,43 @@ async fn kill_9_loop_on_the_embedded_default_loses_no_acknowledged_write() {
     ids.dedup();
     assert_eq!(ids.len(), all.len(), "no commit stored twice");
 
-    let live = ReadStore::connect(&format!("sqlite://{}", dir.path().join("read.db").display())).await.unwrap();
+    let live = ReadStore::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("read.db").display()
+    ))
+    .await
+    .unwrap();
     let fresh_dir = tempfile::tempdir().unwrap();
-    let fresh = ReadStore::connect(&format!("sqlite://{}", fresh_dir.path().join("read.db").display())).await.unwrap();
+    let fresh = ReadStore::connect(&format!(
+        "sqlite://{}",
+        fresh_dir.path().join("read.db").display()
+    ))
+    .await
+    .unwrap();
     assert_projection_converges(log, live, fresh).await;
-    eprintln!("embedded kill loop: {} acknowledged writes over 8 kills, {} commits in the log", acked.len(), all.len());
+    eprintln!(
+        "embedded kill loop: {} acknowledged writes over 8 kills, {} commits in the log",
+        acked.len(),
+        all.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loop_of_nats_server_loses_no_acknowledged_write() {
-    let Some(mut nats) = NatsServer::start() else { return };
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
     assert!(
         nats.supports_sync_always() || !castellan_e2e::in_ci(),
         "CI runs a nats-server with sync_interval: always ({})",
         nats.version
     );
-    let Some(pg) = castellan_e2e::postgres::fresh_database().await else { return };
-    let Some(pg_fresh) = castellan_e2e::postgres::fresh_database().await else { return };
+    let Some(pg) = castellan_e2e::postgres::fresh_database().await else {
+        return;
+    };
+    let Some(pg_fresh) = castellan_e2e::postgres::fresh_database().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.log.url = nats.url();
@@ -197,9 +264,19 @@ async fn kill_9_loop_of_nats_server_loses_no_acknowledged_write() {
                 let mut s = first;
                 while Instant::now() < stop {
                     s += 1;
-                    if let Ok(r) = http.put(&url).header("x-api-key", &key).json(&json!({"settings": {"seq": s}})).send().await {
+                    if let Ok(r) = http
+                        .put(&url)
+                        .header("x-api-key", &key)
+                        .json(&json!({"settings": {"seq": s}}))
+                        .send()
+                        .await
+                    {
                         if r.status() == 200 {
-                            let p: u64 = r.headers()["x-castellan-position"].to_str().unwrap().parse().unwrap();
+                            let p: u64 = r.headers()["x-castellan-position"]
+                                .to_str()
+                                .unwrap()
+                                .parse()
+                                .unwrap();
                             mine.push((s, p));
                         }
                     }
@@ -229,12 +306,26 @@ async fn kill_9_loop_of_nats_server_loses_no_acknowledged_write() {
     };
     let counts = seq_counts(&*log, acme.org_id).await;
     for (s, position) in &acked {
-        assert_eq!(counts.get(s), Some(&1), "acknowledged seq {s} (position {position}) is stored exactly once");
+        assert_eq!(
+            counts.get(s),
+            Some(&1),
+            "acknowledged seq {s} (position {position}) is stored exactly once"
+        );
     }
     assert!(counts.values().all(|n| *n == 1), "no value stored twice");
     let head = log.head().await.unwrap();
-    assert!(node.running.portal.wait_for(head, Duration::from_secs(30)).await, "live projection caught up after the kills");
+    assert!(
+        node.running
+            .portal
+            .wait_for(head, Duration::from_secs(30))
+            .await,
+        "live projection caught up after the kills"
+    );
     let fresh = ReadStore::connect(&pg_fresh).await.unwrap();
     assert_projection_converges(log, node.running.store.clone(), fresh).await;
-    eprintln!("nats kill loop: {} acknowledged writes over 5 kills of nats-server {}", acked.len(), nats.version);
+    eprintln!(
+        "nats kill loop: {} acknowledged writes over 5 kills of nats-server {}",
+        acked.len(),
+        nats.version
+    );
 }

@@ -35,6 +35,8 @@ pub struct SqliteLog {
 
 struct Inner {
     readers: SqlitePool,
+    /// Stopped with the last handle.
+    checkpoints: tokio::task::JoinHandle<()>,
     writes: mpsc::Sender<writer::WriteRequest>,
     head: watch::Receiver<Position>,
 }
@@ -49,9 +51,11 @@ impl SqliteLog {
         let (head_tx, head) = watch::channel(head_now);
         let (writes, rx) = mpsc::channel(4096);
         tokio::spawn(writer::run(writer_conn, rx, head_tx));
+        let checkpoints = tokio::spawn(open::checkpointer(path.to_path_buf()));
         Ok(SqliteLog {
             inner: Arc::new(Inner {
                 readers,
+                checkpoints,
                 writes,
                 head,
             }),
@@ -79,6 +83,12 @@ impl SqliteLog {
         answer
             .await
             .map_err(|_| LogError::Unavailable("the SQLite writer has stopped".into()))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.checkpoints.abort();
     }
 }
 

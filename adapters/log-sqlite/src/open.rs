@@ -48,6 +48,8 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
+        // Checkpoints run in the background (see `checkpointer`), not inside a commit.
+        .pragma("wal_autocheckpoint", "0")
 }
 
 fn classify(path: &Path, e: sqlx::Error) -> OpenError {
@@ -57,6 +59,24 @@ fn classify(path: &Path, e: sqlx::Error) -> OpenError {
         OpenError::NotSqlite(name)
     } else {
         OpenError::Unreadable(name, text)
+    }
+}
+
+/// Copies the WAL back into the database every half second, off the write path: an
+/// automatic checkpoint would run inside whichever commit crossed the threshold and
+/// stall every append queued behind it. PASSIVE never blocks the writer.
+pub async fn checkpointer(path: std::path::PathBuf) {
+    let Ok(mut conn) = SqliteConnection::connect_with(&options(&path)).await else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 

@@ -70,19 +70,222 @@ async fn write_group(
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         return fail_all(unavailable(e));
     }
-    let mut results = Vec::with_capacity(group.len());
-    for req in group {
-        let mut answers = Vec::with_capacity(req.commits.len());
-        for commit in &req.commits {
-            answers.push(write_one(conn, commit).await);
+    let commits: Vec<&Commit> = group.iter().flat_map(|r| r.commits.iter()).collect();
+    let flat = match write_bulk(conn, &commits).await {
+        Ok(results) => results,
+        Err(e) => {
+            // A statement failed (a writer outside this process took a version slot,
+            // say): start over one commit at a time, each with its own answer.
+            tracing::debug!(error = %e, "bulk insert failed; writing commit by commit");
+            if let Err(e) = restart_transaction(conn).await {
+                return fail_all(unavailable(e));
+            }
+            let mut out = Vec::with_capacity(commits.len());
+            for commit in &commits {
+                out.push(write_one(conn, commit).await);
+            }
+            out
         }
-        results.push(answers);
-    }
+    };
     if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         return fail_all(unavailable(e));
     }
-    results
+    let mut flat = flat.into_iter();
+    group
+        .iter()
+        .map(|r| flat.by_ref().take(r.commits.len()).collect())
+        .collect()
+}
+
+async fn restart_transaction(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Rows per multi-row statement (5 parameters a row, well under SQLite's limit).
+const CHUNK: usize = 200;
+
+/// Writes a group with a few statements instead of one per commit: look up known
+/// commit ids and current stream versions, decide every commit in memory (in order,
+/// so two commits of one stream in a group see each other), insert the accepted ones.
+/// Runs inside the writer's transaction; nobody else writes meanwhile
+/// (BEGIN IMMEDIATE holds SQLite's write lock).
+async fn write_bulk(
+    conn: &mut SqliteConnection,
+    commits: &[&Commit],
+) -> Result<Vec<Result<Appended, LogError>>, sqlx::Error> {
+    use std::collections::HashMap;
+
+    let ids: Vec<String> = commits.iter().map(|c| c.commit_id.to_string()).collect();
+    let mut known: HashMap<String, Appended> = HashMap::new();
+    for chunk in ids.chunks(CHUNK * 2) {
+        let sql = format!(
+            "SELECT commit_id, position, COALESCE(stream_version, position) FROM commits WHERE commit_id IN ({})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            known.insert(
+                row.get(0),
+                Appended {
+                    position: row.get::<i64, _>(1) as u64,
+                    stream_version: row.get::<i64, _>(2) as u64,
+                    duplicate: true,
+                },
+            );
+        }
+    }
+
+    let keys: Vec<(String, String)> = commits
+        .iter()
+        .filter(|c| !c.stream.is_auth())
+        .map(|c| (c.org_id.to_string(), c.stream.to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut versions: HashMap<(String, String), u64> = HashMap::new();
+    for chunk in keys.chunks(CHUNK * 2) {
+        let pairs: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        // A correlated MAX per pair seeks the (org_id, stream, stream_version)
+        // index; `(org_id, stream) IN (VALUES …)` would scan the whole index.
+        let sql = format!(
+            "SELECT v.column1, v.column2,
+                    (SELECT MAX(stream_version) FROM commits WHERE org_id = v.column1 AND stream = v.column2)
+             FROM (VALUES {}) AS v",
+            pairs.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (org, stream) in chunk {
+            q = q.bind(org).bind(stream);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let v: Option<i64> = row.get(2);
+            versions.insert((row.get(0), row.get(1)), v.unwrap_or(0) as u64);
+        }
+    }
+
+    // Decide each commit; accepted ones become rows.
+    enum Fate {
+        Done(Result<Appended, LogError>),
+        Insert(usize),
+    }
+    let mut fates = Vec::with_capacity(commits.len());
+    let mut rows: Vec<(String, String, String, Option<i64>, String)> = Vec::new();
+    for (commit, id) in commits.iter().zip(&ids) {
+        if let Some(dup) = known.get(id) {
+            fates.push(Fate::Done(Ok(*dup)));
+            continue;
+        }
+        let body = match serde_json::to_string(commit) {
+            Ok(b) => b,
+            Err(e) => {
+                fates.push(Fate::Done(Err(LogError::Invalid(e.to_string()))));
+                continue;
+            }
+        };
+        let org = commit.org_id.to_string();
+        let stream = commit.stream.to_string();
+        let version = if commit.stream.is_auth() {
+            None
+        } else {
+            let current = versions.entry((org.clone(), stream.clone())).or_insert(0);
+            if let Some(expected) = commit.expected.as_version() {
+                if expected != *current {
+                    fates.push(Fate::Done(Err(LogError::Conflict {
+                        stream,
+                        expected: commit.expected,
+                        actual: Some(*current),
+                    })));
+                    continue;
+                }
+            }
+            *current += 1;
+            Some(*current as i64)
+        };
+        // A commit id repeated inside the group is a retry of the first.
+        known.insert(
+            id.clone(),
+            Appended {
+                position: 0,
+                stream_version: 0,
+                duplicate: true,
+            },
+        );
+        fates.push(Fate::Insert(rows.len()));
+        rows.push((id.clone(), org, stream, version, body));
+    }
+
+    let mut positions: HashMap<String, u64> = HashMap::new();
+    for chunk in rows.chunks(CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 5 * i;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO commits (commit_id, org_id, stream, stream_version, body) VALUES {} RETURNING commit_id, position",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, org, stream, version, body) in chunk {
+            q = q.bind(id).bind(org).bind(stream).bind(*version).bind(body);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            positions.insert(row.get(0), row.get::<i64, _>(1) as u64);
+        }
+    }
+
+    let mut first_of: HashMap<&str, Appended> = HashMap::new();
+    let mut out = Vec::with_capacity(commits.len());
+    for (fate, id) in fates.into_iter().zip(&ids) {
+        out.push(match fate {
+            Fate::Done(r) => match r {
+                // A repeat of a commit inserted earlier in this very group.
+                Ok(a) if a.position == 0 => Ok(first_of
+                    .get(id.as_str())
+                    .map(|f| Appended {
+                        duplicate: true,
+                        ..*f
+                    })
+                    .unwrap_or(a)),
+                other => other,
+            },
+            Fate::Insert(row) => {
+                let position = positions[&rows[row].0];
+                let a = Appended {
+                    position,
+                    stream_version: rows[row].3.map(|v| v as u64).unwrap_or(position),
+                    duplicate: false,
+                };
+                first_of.insert(id.as_str(), a);
+                Ok(a)
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// `?1, ?2, …` for `n` parameters starting at `first`.
+fn placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn write_one(conn: &mut SqliteConnection, commit: &Commit) -> Result<Appended, LogError> {

@@ -19,6 +19,12 @@ impl Progress {
         *self.0.borrow()
     }
 
+    /// Waits for the next move of the position; `None` once the projection is gone.
+    pub async fn changed(&mut self) -> Option<Position> {
+        self.0.changed().await.ok()?;
+        Some(*self.0.borrow_and_update())
+    }
+
     /// Waits until the projection has applied `min`. False if `timeout` passed first.
     pub async fn wait_for(&self, min: Position, timeout: Duration) -> bool {
         if self.position() >= min {

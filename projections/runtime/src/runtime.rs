@@ -215,31 +215,24 @@ impl Runner {
             self.publish(current);
             return Ok(());
         }
-        let (mut applied, mut failed) = (0u64, 0u64);
-        let mut newest: Option<OffsetDateTime> = None;
-        for commit in batch.iter().filter(|c| c.position > current) {
-            for envelope in commit.envelopes() {
-                let Some(reduce) = self.reducers.get(envelope.event_type.as_str()) else {
-                    continue;
-                };
-                let mut savepoint = (*tx).begin().await?;
-                match reduce(&mut savepoint, &envelope).await {
-                    Ok(()) => {
-                        savepoint.commit().await?;
-                        applied += 1;
-                        newest = Some(envelope.occurred_at);
-                    }
-                    Err(e) => {
-                        savepoint.rollback().await?;
-                        failed += 1;
-                        tracing::error!(projection = self.projection.name, position = envelope.position,
-                            event_id = %envelope.event_id, error = %e, "event sent to projection_failed_events");
-                        record_failure(&mut tx, self.projection.name, &envelope, &e.to_string())
-                            .await?;
-                    }
-                }
+        // Fast path: the whole batch without savepoints. Should a reducer fail, the
+        // batch is rolled back and applied again with a savepoint per event, so that
+        // only the failing events are set aside.
+        let fresh: Vec<&RecordedCommit> = batch.iter().filter(|c| c.position > current).collect();
+        let (applied, failed, newest) = match self.apply_events(&mut tx, &fresh, false).await? {
+            Some(outcome) => outcome,
+            None => {
+                tx.rollback().await?;
+                tx = self.store.pool.begin().await?;
+                sqlx::query(lock)
+                    .bind(self.projection.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                self.apply_events(&mut tx, &fresh, true)
+                    .await?
+                    .expect("with savepoints every failure is recorded")
             }
-        }
+        };
         sqlx::query(
             "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
@@ -262,6 +255,52 @@ impl Runner {
         }
         self.publish(last);
         Ok(())
+    }
+
+    /// Runs the reducers over `commits`. Without savepoints, returns `None` at the
+    /// first reducer error (the caller rolls back); with savepoints, records each
+    /// failing event and goes on.
+    async fn apply_events(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        commits: &[&RecordedCommit],
+        savepoints: bool,
+    ) -> Result<Option<(u64, u64, Option<OffsetDateTime>)>, ProjectionError> {
+        let (mut applied, mut failed) = (0u64, 0u64);
+        let mut newest: Option<OffsetDateTime> = None;
+        for commit in commits {
+            for envelope in commit.envelopes() {
+                let Some(reduce) = self.reducers.get(envelope.event_type.as_str()) else {
+                    continue;
+                };
+                if !savepoints {
+                    match reduce(&mut *tx, &envelope).await {
+                        Ok(()) => {
+                            applied += 1;
+                            newest = Some(envelope.occurred_at);
+                        }
+                        Err(_) => return Ok(None),
+                    }
+                    continue;
+                }
+                let mut savepoint = (**tx).begin().await?;
+                match reduce(&mut savepoint, &envelope).await {
+                    Ok(()) => {
+                        savepoint.commit().await?;
+                        applied += 1;
+                        newest = Some(envelope.occurred_at);
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        failed += 1;
+                        tracing::error!(projection = self.projection.name, position = envelope.position,
+                            event_id = %envelope.event_id, error = %e, "event sent to projection_failed_events");
+                        record_failure(tx, self.projection.name, &envelope, &e.to_string()).await?;
+                    }
+                }
+            }
+        }
+        Ok(Some((applied, failed, newest)))
     }
 
     /// Applies everything up to the log's current head, then returns (for the CLI).

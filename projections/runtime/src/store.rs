@@ -124,7 +124,7 @@ impl ReadStore {
             ));
         };
         let url = match dialect {
-            // WAL and synchronous=FULL, as for the log; create the file on first use.
+            // Create the file on first use.
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
@@ -153,6 +153,9 @@ impl ReadStore {
             .map_err(|e| err(e.to_string()))?;
         let store = ReadStore { pool, dialect };
         store.migrate().await?;
+        if dialect == Dialect::Sqlite {
+            tokio::spawn(checkpoint_wal(store.pool.clone()));
+        }
         Ok(store)
     }
 
@@ -206,6 +209,25 @@ impl ReadStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Copies the SQLite WAL into the database every half second (PASSIVE: never blocks
+/// a writer), until the pool is closed (or the runtime ends).
+async fn checkpoint_wal(pool: AnyPool) {
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut closed => return,
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "read store WAL checkpoint failed");
+        }
     }
 }
 

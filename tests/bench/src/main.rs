@@ -1,1 +1,30 @@
-fn main() {}
+//! `castellan-bench`: benchmark programs. Each prints Castellan's figures beside the
+//! peer the issue names, measured in the same run on the same machine.
+//!
+//!   cargo run --release -p castellan-bench -- append [--messages N] [--nats-sync always|default]
+
+mod append;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "castellan-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Event-log append throughput (raw JetStream vs Castellan's JetStream adapter;
+    /// embedded SQLite single and batched) and append→projection latency.
+    Append(append::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Append(args) => append::run(args).await,
+    }
+}

@@ -318,3 +318,36 @@ pub async fn unique_keys_hold_under_concurrency(log: Arc<dyn EventLog>) {
         .await
         .expect("released key is free again");
 }
+
+/// Declares the whole contract as tests for one adapter. `$harness` is an async
+/// expression giving `Option<impl Harness>` (`None`: the backing server is not
+/// installed and this is not CI).
+#[macro_export]
+macro_rules! contract_tests {
+    ($harness:expr) => {
+        $crate::contract_tests!(@log $harness;
+            append_read_round_trip,
+            stale_expected_version_conflicts_and_writes_nothing,
+            retried_commit_is_stored_once,
+            concurrent_writers_one_wins_per_version,
+            auth_appends_skip_per_aggregate_checks,
+            unique_keys_hold_under_concurrency,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn subscribe_delivers_every_later_commit_in_order() {
+            let Some(mut h) = $harness else { return };
+            $crate::contract::subscribe_delivers_every_later_commit_in_order(&mut h).await;
+        }
+    };
+    (@log $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(mut h) = $harness else { return };
+                let log = $crate::contract::Harness::open(&mut h).await;
+                $crate::contract::$name(log).await;
+            }
+        )*
+    };
+}

@@ -10,6 +10,8 @@ use crate::ports::free_port;
 
 pub struct NatsServer {
     bin: PathBuf,
+    /// Write `sync_interval: always` (where the server supports it).
+    pub sync_always: bool,
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
@@ -45,6 +47,11 @@ fn minor(version: &str) -> (u32, u32) {
 impl NatsServer {
     /// Starts a server, or returns `None` (outside CI only) when none is installed.
     pub fn start() -> Option<NatsServer> {
+        Self::start_with(true)
+    }
+
+    /// As [`NatsServer::start`], choosing the fsync policy.
+    pub fn start_with(sync_always: bool) -> Option<NatsServer> {
         let Some(bin) = binary() else {
             if crate::in_ci() {
                 panic!("nats-server is not installed: the test command must install it");
@@ -55,6 +62,7 @@ impl NatsServer {
         let version = version_of(&bin);
         let mut server = NatsServer {
             bin,
+            sync_always,
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -75,7 +83,7 @@ impl NatsServer {
     /// Starts (again) on the same port and store.
     pub fn start_again(&mut self) {
         let store = self.dir.path().join("js");
-        let sync = if self.supports_sync_always() {
+        let sync = if self.sync_always && self.supports_sync_always() {
             "sync_interval: always"
         } else {
             ""

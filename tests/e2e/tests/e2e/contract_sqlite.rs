@@ -4,21 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use castellan_app::ports::EventLog;
-use castellan_e2e::contract::{self, Harness};
+use castellan_e2e::contract::Harness;
 use castellan_log_sqlite::SqliteLog;
 use futures::future::BoxFuture;
 
 struct Sqlite {
     _dir: tempfile::TempDir,
     path: PathBuf,
-}
-
-impl Sqlite {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.db");
-        Sqlite { _dir: dir, path }
-    }
 }
 
 impl Harness for Sqlite {
@@ -28,58 +20,18 @@ impl Harness for Sqlite {
         })
     }
     fn restart(&mut self) -> BoxFuture<'_, ()> {
-        // The handles were dropped by the caller; the next open reads the same file.
+        // The caller dropped its handles (the writer stops); the next open reads the file.
         Box::pin(async {})
     }
 }
 
-async fn log() -> (Sqlite, Arc<dyn EventLog>) {
-    let mut h = Sqlite::new();
-    let log = h.open().await;
-    (h, log)
+async fn harness() -> Option<Sqlite> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    Some(Sqlite { _dir: dir, path })
 }
 
-#[tokio::test]
-async fn append_read_round_trip() {
-    let (_h, log) = log().await;
-    contract::append_read_round_trip(log).await;
-}
-
-#[tokio::test]
-async fn stale_expected_version_conflicts_and_writes_nothing() {
-    let (_h, log) = log().await;
-    contract::stale_expected_version_conflicts_and_writes_nothing(log).await;
-}
-
-#[tokio::test]
-async fn retried_commit_is_stored_once() {
-    let (_h, log) = log().await;
-    contract::retried_commit_is_stored_once(log).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_one_wins_per_version() {
-    let (_h, log) = log().await;
-    contract::concurrent_writers_one_wins_per_version(log).await;
-}
-
-#[tokio::test]
-async fn auth_appends_skip_per_aggregate_checks() {
-    let (_h, log) = log().await;
-    contract::auth_appends_skip_per_aggregate_checks(log).await;
-}
-
-#[tokio::test]
-async fn subscribe_delivers_every_later_commit_in_order() {
-    let mut h = Sqlite::new();
-    contract::subscribe_delivers_every_later_commit_in_order(&mut h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unique_keys_hold_under_concurrency() {
-    let (_h, log) = log().await;
-    contract::unique_keys_hold_under_concurrency(log).await;
-}
+castellan_e2e::contract_tests!(harness().await);
 
 #[tokio::test]
 async fn a_foreign_or_corrupt_file_is_refused_with_its_name() {

@@ -32,7 +32,7 @@ pub struct LogConfig {
     pub replicas: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadStoreConfig {
     /// Empty: SQLite in `data_dir/read.db`. `postgres://…`: PostgreSQL.
@@ -88,12 +88,6 @@ impl Default for LogConfig {
             stream: "CASTELLAN".into(),
             replicas: 1,
         }
-    }
-}
-
-impl Default for ReadStoreConfig {
-    fn default() -> Self {
-        ReadStoreConfig { url: String::new() }
     }
 }
 

@@ -71,7 +71,7 @@ pub async fn execute<A: Aggregate>(
     command: A::Command,
 ) -> Result<Executed<A>, AppError> {
     let stream = StreamId::aggregate(A::KIND, id);
-    stream.validate().map_err(|e| AppError::Internal(e))?;
+    stream.validate().map_err(AppError::Internal)?;
     let ctx = DecideContext {
         now: meta.occurred_at,
     };

@@ -17,8 +17,10 @@ pub struct TestNode {
 
 /// A configuration on loopback port 0 with everything under `dir`.
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.to_path_buf();
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.management.listen = "127.0.0.1:0".parse().unwrap();
     c.projections.consistency_wait_ms = 1500;

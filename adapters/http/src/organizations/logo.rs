@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use castellan_app::organizations;
 use castellan_app::ports::BlobStore;
 
@@ -37,16 +36,7 @@ pub async fn put(
         body.to_vec(),
     )
     .await?;
-    consistency::wait_for(&state, done.position).await?;
-    let org = state
-        .store
-        .organization(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
-    Ok((
-        [consistency::position_header(done.position)],
-        Json(super::to_json(&org)),
-    ))
+    super::read_back(&state, &id, done.position).await
 }
 
 pub async fn delete(

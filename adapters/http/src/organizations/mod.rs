@@ -29,6 +29,25 @@ pub fn to_json(o: &OrganizationView) -> Value {
     })
 }
 
+/// A write's answer: the organization once the portal projection has applied the
+/// write (read-your-writes), with the write's log position in a header.
+pub async fn read_back(
+    state: &crate::state::ApiState,
+    id: &str,
+    position: u64,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    crate::consistency::wait_for(state, position).await?;
+    let org = state
+        .store
+        .organization(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    Ok((
+        [crate::consistency::position_header(position)],
+        axum::Json(to_json(&org)),
+    ))
+}
+
 /// The caller may only see its own organization; any other id is "not found".
 pub fn own(caller: &crate::auth::Caller, id: &str) -> Result<(), ApiError> {
     if id.parse::<castellan_domain::ObjectId>().ok() == Some(caller.org) {

@@ -5,13 +5,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::Json;
 use castellan_app::organizations::{self, OrganizationPatch};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
-use crate::consistency;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
@@ -69,14 +67,5 @@ pub async fn handle(
         },
     )
     .await?;
-    consistency::wait_for(&state, done.position).await?;
-    let org = state
-        .store
-        .organization(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
-    Ok((
-        [consistency::position_header(done.position)],
-        Json(super::to_json(&org)),
-    ))
+    super::read_back(&state, &id, done.position).await
 }

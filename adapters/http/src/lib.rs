@@ -8,15 +8,17 @@
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
 //! - [`organizations`]: `/api/organizations` — one file per operation.
+//! - [`systemusers`]: `/api/systemusers` and `/api/search/systemusers` — one file per operation.
 
 pub mod auth;
 pub mod consistency;
 pub mod error;
 pub mod organizations;
 pub mod state;
+pub mod systemusers;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use state::ApiState;
@@ -38,6 +40,33 @@ pub fn router(state: ApiState) -> Router {
                 .put(organizations::logo::put)
                 .delete(organizations::logo::delete),
         )
+        .route(
+            "/api/systemusers",
+            get(systemusers::list::handle).post(systemusers::create::handle),
+        )
+        .route(
+            "/api/systemusers/{id}",
+            get(systemusers::get::handle)
+                .put(systemusers::update::handle)
+                .delete(systemusers::delete::handle),
+        )
+        .route(
+            "/api/systemusers/{id}/unlock",
+            post(systemusers::actions::unlock),
+        )
+        .route(
+            "/api/systemusers/{id}/expire",
+            post(systemusers::actions::expire),
+        )
+        .route(
+            "/api/systemusers/{id}/resetmfa",
+            post(systemusers::actions::reset_mfa),
+        )
+        .route(
+            "/api/systemusers/{id}/state/activate",
+            post(systemusers::actions::activate),
+        )
+        .route("/api/search/systemusers", post(systemusers::search::handle))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

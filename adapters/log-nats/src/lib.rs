@@ -144,6 +144,14 @@ impl EventLog for NatsLog {
         read::stream(&self.stream, &subjects::subject(org, stream)).await
     }
 
+    async fn read_last(
+        &self,
+        org: ObjectId,
+        stream: &StreamId,
+    ) -> Result<Option<RecordedCommit>, LogError> {
+        read::last(&self.stream, &subjects::subject(org, stream)).await
+    }
+
     async fn read_after(
         &self,
         after: Position,

@@ -43,6 +43,14 @@ pub(crate) async fn next(
     }
 }
 
+pub async fn last(stream: &Stream, subject: &str) -> Result<Option<RecordedCommit>, LogError> {
+    match stream.direct_get_last_for_subject(subject).await {
+        Ok(msg) => decode(msg.sequence, &msg.payload).map(Some),
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::Unavailable(format!("NATS: {e}"))),
+    }
+}
+
 pub async fn stream(stream: &Stream, subject: &str) -> Result<Vec<RecordedCommit>, LogError> {
     let mut out = Vec::new();
     let mut from = 1;

@@ -117,6 +117,14 @@ impl EventLog for SqliteLog {
         read::stream(&self.inner.readers, org, stream).await
     }
 
+    async fn read_last(
+        &self,
+        org: ObjectId,
+        stream: &StreamId,
+    ) -> Result<Option<RecordedCommit>, LogError> {
+        read::last(&self.inner.readers, org, stream).await
+    }
+
     async fn read_after(
         &self,
         after: Position,

@@ -51,6 +51,25 @@ pub async fn stream(
     .collect()
 }
 
+pub async fn last(
+    pool: &SqlitePool,
+    org: ObjectId,
+    stream: &StreamId,
+) -> Result<Option<RecordedCommit>, LogError> {
+    sqlx::query(
+        "SELECT position, stream_version, body FROM commits
+         WHERE org_id = ?1 AND stream = ?2 ORDER BY stream_version DESC LIMIT 1",
+    )
+    .bind(org.to_string())
+    .bind(stream.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
 pub async fn after(
     pool: &SqlitePool,
     after: Position,

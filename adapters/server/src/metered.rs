@@ -82,6 +82,14 @@ impl EventLog for MeteredLog {
         self.inner.read_stream(org, stream).await
     }
 
+    async fn read_last(
+        &self,
+        org: ObjectId,
+        stream: &StreamId,
+    ) -> Result<Option<RecordedCommit>, LogError> {
+        self.inner.read_last(org, stream).await
+    }
+
     async fn read_after(
         &self,
         after: Position,

@@ -8,6 +8,9 @@
 //! - [`password`]: argon2id hashing and verification, off the async runtime.
 //! - [`organizations`]: organization commands (create, update, logo).
 //! - [`admins`]: administrator commands (create, API keys) and `bootstrap`.
+//! - [`users`]: user commands (create with unique username/email and a uid, update,
+//!   passwords through the policy and history, lifecycle, delete).
+//! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
 
 pub mod admins;
@@ -17,6 +20,8 @@ pub mod organizations;
 pub mod password;
 pub mod ports;
 pub mod unique;
+pub mod unix_ids;
+pub mod users;
 
 pub use error::AppError;
 pub use execute::{execute, Executed};

@@ -74,6 +74,15 @@ pub trait EventLog: Send + Sync + 'static {
         stream: &StreamId,
     ) -> Result<Vec<RecordedCommit>, LogError>;
 
+    /// The last commit of one stream (cheaper than reading it whole).
+    async fn read_last(
+        &self,
+        org: ObjectId,
+        stream: &StreamId,
+    ) -> Result<Option<RecordedCommit>, LogError> {
+        Ok(self.read_stream(org, stream).await?.pop())
+    }
+
     /// Up to `limit` commits with a position greater than `after`, in order.
     async fn read_after(
         &self,

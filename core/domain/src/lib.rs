@@ -9,6 +9,9 @@
 //! - [`upcast`]: schema-version upcasting of stored payloads to the current shape.
 //! - [`organization`]: the organization aggregate.
 //! - [`admin`]: the administrator aggregate (the slice the spine needs: create, API keys).
+//! - [`user`]: the user aggregate (the hosted product's systemuser).
+//! - [`password_policy`]: the organization's password rules and the one check every
+//!   path that sets a password uses.
 //! - [`logo`]: organization logo validation (format, size, dimensions, background).
 //! - [`error`]: the domain error, with a stable code and the field it names.
 
@@ -20,7 +23,9 @@ pub mod error;
 pub mod ids;
 pub mod logo;
 pub mod organization;
+pub mod password_policy;
 pub mod upcast;
+pub mod user;
 
 pub use aggregate::{Aggregate, EventCodec};
 pub use change::Change;

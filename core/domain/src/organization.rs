@@ -298,6 +298,14 @@ impl Aggregate for Organization {
 }
 
 impl Organization {
+    /// The password policy in force (the defaults until an admin sets one).
+    pub fn password_policy(&self) -> crate::password_policy::PasswordPolicy {
+        self.settings
+            .get("passwordPolicy")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default()
+    }
+
     fn require_exists(&self) -> Result<(), DomainError> {
         if !self.exists {
             return Err(DomainError::NotFound {
@@ -357,6 +365,18 @@ fn check_settings(v: &mut Violations, current: &Map<String, Value>, patch: &Map<
             merged.remove(key);
         } else {
             merged.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(policy) = patch.get("passwordPolicy").filter(|p| !p.is_null()) {
+        match serde_json::from_value::<crate::password_policy::PasswordPolicy>(policy.clone()) {
+            Err(e) => v.add("settings.passwordPolicy", e.to_string()),
+            Ok(p) => {
+                if let Err(DomainError::Invalid(list)) = p.validate() {
+                    for e in list {
+                        v.add(&format!("settings.{}", e.field), e.message);
+                    }
+                }
+            }
         }
     }
     let size = serde_json::to_vec(&merged).map(|b| b.len()).unwrap_or(0);

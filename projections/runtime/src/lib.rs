@@ -9,6 +9,7 @@
 //! - [`progress`]: positions reached, for read-your-writes waits.
 //! - [`memory`]: in-memory projections publishing immutable snapshots, swapped atomically.
 //! - [`portal`]: the portal read model (organizations, admins) behind the admin API.
+//! - [`users`]: the users of the portal read model and their list queries.
 //! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
 //! - [`blobs`]: the blob store (logos) in the read store.
 
@@ -19,6 +20,7 @@ pub mod portal;
 pub mod progress;
 pub mod runtime;
 pub mod store;
+pub mod users;
 
 pub use progress::Progress;
 pub use runtime::{ProjectionError, ProjectionMetrics, SqlProjection};

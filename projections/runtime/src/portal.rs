@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::runtime::{ProjectionError, Reducer, SqlProjection};
 use crate::store::ReadStore;
+use crate::users;
 
 pub static PORTAL: SqlProjection = SqlProjection {
     name: "portal",
@@ -37,8 +38,60 @@ pub static PORTAL: SqlProjection = SqlProjection {
             event_type: "admin_update",
             reduce: admin,
         },
+        Reducer {
+            event_type: "user_create",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_update",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_delete",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_password_change",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_password_expired",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_activated",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_suspended",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_unsuspended",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_lockout",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "user_unlocked",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "totp_start_enrollment",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "totp_finish_enrollment",
+            reduce: users::reduce,
+        },
+        Reducer {
+            event_type: "totp_delete_enrollment",
+            reduce: users::reduce,
+        },
     ],
-    tables: &["organizations", "admins"],
+    tables: &["organizations", "admins", "users"],
 };
 
 fn stream_id(e: &Envelope) -> Result<String, ProjectionError> {
@@ -208,7 +261,7 @@ impl ReadStore {
     /// must reproduce exactly.
     pub async fn portal_dump(&self) -> Result<Vec<Value>, sqlx::Error> {
         let mut out = Vec::new();
-        for (table, key) in [("organizations", "id"), ("admins", "id")] {
+        for (table, key) in [("organizations", "id"), ("admins", "id"), ("users", "id")] {
             let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY {key}"))
                 .fetch_all(&self.pool)
                 .await?;

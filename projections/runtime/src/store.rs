@@ -104,6 +104,29 @@ const MIGRATIONS: &[Migration] = &[
               )",
         ),
     },
+    Migration {
+        version: 4,
+        name: "portal: users",
+        sql: "CREATE TABLE IF NOT EXISTS users (
+                  id TEXT PRIMARY KEY,
+                  org_id TEXT NOT NULL,
+                  username TEXT NOT NULL,
+                  email TEXT NOT NULL,
+                  firstname TEXT,
+                  lastname TEXT,
+                  state TEXT NOT NULL,
+                  password_status TEXT NOT NULL,
+                  account_locked BIGINT NOT NULL,
+                  unix_uid BIGINT,
+                  doc TEXT NOT NULL,
+                  created_at TEXT NOT NULL,
+                  updated_at TEXT NOT NULL,
+                  version BIGINT NOT NULL
+              );
+              CREATE INDEX IF NOT EXISTS users_by_org_username ON users (org_id, username);
+              CREATE INDEX IF NOT EXISTS users_by_org_created ON users (org_id, created_at)",
+        postgres: None,
+    },
 ];
 
 impl ReadStore {

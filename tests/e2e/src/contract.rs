@@ -74,6 +74,17 @@ pub async fn append_read_round_trip(log: Arc<dyn EventLog>) {
         assert_eq!(e.correlation_id.as_deref(), Some("corr-1"));
     }
     assert!(log.head().await.unwrap() >= a.position);
+    let last = log
+        .read_last(org, &stream)
+        .await
+        .unwrap()
+        .expect("a last commit");
+    assert_eq!(last.position, a.position);
+    assert!(log
+        .read_last(org, &StreamId::aggregate("thing", ObjectId::generate(0)))
+        .await
+        .unwrap()
+        .is_none());
     let after = log.read_after(a.position - 1, 10).await.unwrap();
     assert_eq!(after[0].commit.commit_id, c.commit_id);
     // Another org's stream of the same name is another stream.

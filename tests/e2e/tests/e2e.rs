@@ -10,4 +10,5 @@ mod e2e {
     pub mod layout;
     pub mod projections;
     pub mod server_http;
+    pub mod users_http;
 }

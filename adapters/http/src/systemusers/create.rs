@@ -1,0 +1,69 @@
+//! `POST /api/systemusers`: `username` and `email` required; with `password` the
+//! user is ACTIVATED (after the password policy), without it STAGED.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use castellan_app::users::{self, NewUser};
+use castellan_domain::user::UserState;
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::organizations::update::parse;
+use crate::state::ApiState;
+
+pub fn parse_state(value: Option<Value>) -> Result<Option<UserState>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v).map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_field",
+                Some("state"),
+                "state: STAGED, ACTIVATED or SUSPENDED",
+            )
+        }),
+    }
+}
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Map<String, Value> = parse(&headers, &body)?;
+    let super::UserBody {
+        profile,
+        password,
+        state: user_state,
+    } = super::split_body(body)?;
+    let user_state = parse_state(user_state)?;
+    if user_state == Some(UserState::Suspended) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            Some("state"),
+            "state: a new user is STAGED or ACTIVATED",
+        ));
+    }
+    let (id, done) = users::create(
+        &*state.log,
+        caller.org,
+        caller.meta,
+        NewUser {
+            profile,
+            password,
+            state: user_state,
+        },
+        None,
+    )
+    .await?;
+    super::read_back(
+        &state,
+        &caller.org.to_string(),
+        &id.to_string(),
+        done.position,
+    )
+    .await
+}

@@ -1,0 +1,27 @@
+//! `DELETE /api/systemusers/{id}`: answers the user as it was; its history stays in the log.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::Json;
+use castellan_app::users;
+
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user_id = super::parse_id(&id)?;
+    let before = state
+        .store
+        .user(&caller.org.to_string(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let done = users::delete(&*state.log, caller.org, user_id, caller.meta).await?;
+    consistency::wait_for(&state, done.position).await?;
+    Ok(([consistency::position_header(done.position)], Json(before)))
+}

@@ -1,0 +1,32 @@
+//! `GET /api/systemusers/{id}`
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::organizations::get::ReadParams;
+use crate::state::ApiState;
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<ReadParams>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    consistency::wait_for(
+        &state,
+        consistency::requested(&headers, params.min_position)?,
+    )
+    .await?;
+    let user = state
+        .store
+        .user(&caller.org.to_string(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(user))
+}

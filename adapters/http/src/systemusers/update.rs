@@ -1,0 +1,80 @@
+//! `PUT /api/systemusers/{id}`: profile fields; `password` (through the policy);
+//! `state` SUSPENDED / ACTIVATED; `account_locked: false` unlocks.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use castellan_app::users;
+use castellan_domain::user::{UserCommand, UserState};
+use serde_json::{Map, Value};
+
+use super::create::parse_state;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::organizations::update::parse;
+use crate::state::ApiState;
+
+pub async fn handle(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let user_id = super::parse_id(&id)?;
+    let body: Map<String, Value> = parse(&headers, &body)?;
+    let super::UserBody {
+        mut profile,
+        password,
+        state: user_state,
+    } = super::split_body(body)?;
+    let unlock = match profile.remove("account_locked") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(false)) => true,
+        Some(Value::Bool(true)) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("account_locked"),
+                "account_locked: only false (unlock) may be set",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("account_locked"),
+                "account_locked: true or false",
+            ))
+        }
+    };
+    let user_state = parse_state(user_state)?;
+    let org = caller.org;
+    let log = &*state.log;
+    let mut position = 0;
+    if !profile.is_empty() {
+        position = users::update(log, org, user_id, caller.meta.clone(), profile)
+            .await?
+            .position;
+    }
+    if let Some(p) = password {
+        position = users::set_password(log, org, user_id, caller.meta.clone(), p, false)
+            .await?
+            .position;
+    }
+    let command = match user_state {
+        Some(UserState::Suspended) => Some(UserCommand::Suspend),
+        Some(UserState::Activated) => Some(UserCommand::Unsuspend),
+        Some(UserState::Staged) | None => None,
+    };
+    for cmd in command
+        .into_iter()
+        .chain(unlock.then_some(UserCommand::Unlock))
+    {
+        position = position.max(
+            users::command(log, org, user_id, caller.meta.clone(), cmd)
+                .await?
+                .position,
+        );
+    }
+    super::read_back(&state, &org.to_string(), &id, position).await
+}

@@ -1,0 +1,830 @@
+//! The user aggregate (the hosted product's "systemuser").
+//!
+//! Every event carries the `changes` list of Directory Insights, and `evolve` applies
+//! it field by field (the read model applies it with the same function). Secrets a
+//! change needs (a password hash, a TOTP secret) travel beside the changes, never in
+//! them: `changes` is what an audit trail shows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::aggregate::{from_payload, Aggregate, DecideContext, DecodeError, EventCodec};
+use crate::change::{diff, Change};
+use crate::error::{DomainError, Violations};
+use crate::organization::is_plausible_email;
+use crate::upcast::upcast;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum UserState {
+    #[default]
+    Staged,
+    Activated,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordStatus {
+    #[default]
+    Pending,
+    Active,
+    Expired,
+}
+
+/// The profile fields an admin edits, named as in the hosted product's API.
+pub const TEXT_FIELDS: &[&str] = &[
+    "username",
+    "email",
+    "firstname",
+    "lastname",
+    "displayname",
+    "description",
+    "employeeIdentifier",
+    "employeeType",
+    "jobTitle",
+    "department",
+    "costCenter",
+    "company",
+    "location",
+];
+pub const FLAG_FIELDS: &[&str] = &[
+    "sudo",
+    "passwordless_sudo",
+    "ldap_binding_user",
+    "samba_service_user",
+];
+pub const NUMBER_FIELDS: &[&str] = &["unix_uid", "unix_guid"];
+/// Lists of `{name, value}` / `{name, public_key}` objects.
+pub const LIST_FIELDS: &[&str] = &["attributes", "ssh_keys"];
+
+/// A user's state: the profile as a JSON object (so that every field the API knows
+/// round-trips) plus what the directory enforces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    pub exists: bool,
+    pub deleted: bool,
+    pub profile: Map<String, Value>,
+    pub state: UserState,
+    pub password_status: PasswordStatus,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// The most recent hashes, newest first (for the history rule).
+    #[serde(skip)]
+    pub password_history: Vec<String>,
+    pub password_date: Option<String>,
+    pub account_locked: bool,
+    pub mfa_required: bool,
+    pub mfa_enrollment_deadline: Option<String>,
+    pub totp_enrolled: bool,
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    #[serde(skip)]
+    pub totp_pending_secret: Option<String>,
+}
+
+impl User {
+    pub fn username(&self) -> &str {
+        self.profile
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn email(&self) -> &str {
+        self.profile
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn unix_uid(&self) -> Option<u64> {
+        self.profile.get("unix_uid").and_then(Value::as_u64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum UserCommand {
+    /// `profile` holds the fields given (already lowercased email, assigned uid/gid).
+    Create {
+        profile: Map<String, Value>,
+        password_hash: Option<String>,
+        /// STAGED or ACTIVATED; without a password a user is always STAGED.
+        state: UserState,
+    },
+    /// A partial profile: the fields present change; `null` clears an optional field.
+    Update {
+        profile: Map<String, Value>,
+    },
+    SetPassword {
+        hash: String,
+        activate: bool,
+    },
+    Activate,
+    Suspend,
+    Unsuspend,
+    Lock,
+    Unlock,
+    ExpirePassword,
+    RequireMfa {
+        required: bool,
+        enrollment_days: u32,
+    },
+    StartTotp {
+        secret: String,
+    },
+    FinishTotp,
+    ResetMfa,
+    Delete,
+}
+
+/// The body every user event carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserEventBody {
+    pub changes: Vec<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserEvent {
+    pub kind: UserEventKind,
+    pub body: UserEventBody,
+}
+
+/// Directory Insights event types of users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEventKind {
+    Create,
+    Update,
+    Delete,
+    PasswordChange,
+    PasswordExpired,
+    Activated,
+    Suspended,
+    Unsuspended,
+    Lockout,
+    Unlocked,
+    TotpStart,
+    TotpFinish,
+    TotpDelete,
+}
+
+const KINDS: &[(UserEventKind, &str)] = &[
+    (UserEventKind::Create, "user_create"),
+    (UserEventKind::Update, "user_update"),
+    (UserEventKind::Delete, "user_delete"),
+    (UserEventKind::PasswordChange, "user_password_change"),
+    (UserEventKind::PasswordExpired, "user_password_expired"),
+    (UserEventKind::Activated, "user_activated"),
+    (UserEventKind::Suspended, "user_suspended"),
+    (UserEventKind::Unsuspended, "user_unsuspended"),
+    (UserEventKind::Lockout, "user_lockout"),
+    (UserEventKind::Unlocked, "user_unlocked"),
+    (UserEventKind::TotpStart, "totp_start_enrollment"),
+    (UserEventKind::TotpFinish, "totp_finish_enrollment"),
+    (UserEventKind::TotpDelete, "totp_delete_enrollment"),
+];
+
+/// Every event type of the user aggregate.
+pub fn event_types() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|(_, t)| *t)
+}
+
+impl EventCodec for UserEvent {
+    fn event_type(&self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self.kind)
+            .map(|(_, t)| *t)
+            .expect("every kind is named")
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn encode(&self) -> Value {
+        serde_json::to_value(&self.body).expect("user events serialize")
+    }
+
+    fn decode(event_type: &str, version: u32, payload: Value) -> Result<Self, DecodeError> {
+        let kind = KINDS
+            .iter()
+            .find(|(_, t)| *t == event_type)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| DecodeError::new(event_type, version, "not a user event"))?;
+        let payload = upcast(event_type, version, payload, 1)?;
+        Ok(UserEvent {
+            kind,
+            body: from_payload(event_type, version, payload)?,
+        })
+    }
+}
+
+fn event(kind: UserEventKind, changes: Vec<Change>) -> UserEvent {
+    UserEvent {
+        kind,
+        body: UserEventBody {
+            changes,
+            ..Default::default()
+        },
+    }
+}
+
+fn state_value(s: UserState) -> Value {
+    serde_json::to_value(s).expect("state")
+}
+
+fn status_value(s: PasswordStatus) -> Value {
+    serde_json::to_value(s).expect("status")
+}
+
+/// Checks the fields of a profile (complete on create, partial on update).
+pub fn check_profile(profile: &Map<String, Value>, creating: bool) -> Result<(), DomainError> {
+    let mut v = Violations::default();
+    for (key, value) in profile {
+        let k = key.as_str();
+        if TEXT_FIELDS.contains(&k) {
+            match value {
+                Value::String(s) if s.chars().count() > 256 => {
+                    v.add(k, "is at most 256 characters")
+                }
+                Value::String(_) => {}
+                Value::Null if k != "username" && k != "email" => {}
+                _ => v.add(k, "must be a string"),
+            }
+        } else if FLAG_FIELDS.contains(&k) {
+            if !value.is_boolean() {
+                v.add(k, "must be true or false");
+            }
+        } else if NUMBER_FIELDS.contains(&k) {
+            if !value
+                .as_u64()
+                .is_some_and(|n| (1..=4_294_967_294).contains(&n))
+            {
+                v.add(k, "must be a whole number from 1 to 4294967294");
+            }
+        } else if LIST_FIELDS.contains(&k) {
+            check_list(&mut v, k, value);
+        } else {
+            v.add(k, "is not a user field");
+        }
+    }
+    let username = profile.get("username").and_then(Value::as_str);
+    match username {
+        Some(u) if !is_username(u) => v.add(
+            "username",
+            "must be 1-64 characters: letters, digits, '.', '_', '-' (starting with a letter or digit)",
+        ),
+        None if creating => v.add("username", "is required"),
+        _ => {}
+    }
+    match profile.get("email").and_then(Value::as_str) {
+        Some(e) if !is_plausible_email(e) => v.add("email", "is not a valid address"),
+        None if creating => v.add("email", "is required"),
+        _ => {}
+    }
+    v.into_result()
+}
+
+fn check_list(v: &mut Violations, field: &str, value: &Value) {
+    let Some(items) = value.as_array() else {
+        v.add(field, "must be a list");
+        return;
+    };
+    let mut names = std::collections::HashSet::new();
+    for item in items {
+        let name = item.get("name").and_then(Value::as_str);
+        match name {
+            Some(n) if !n.is_empty() && n.len() <= 128 => {
+                if !names.insert(n.to_string()) {
+                    v.add(field, format!("the name {n:?} appears twice"));
+                }
+            }
+            _ => v.add(field, "every item needs a name (1-128 characters)"),
+        }
+        let inner = if field == "ssh_keys" {
+            "public_key"
+        } else {
+            "value"
+        };
+        if item.get(inner).is_none_or(Value::is_null) {
+            v.add(field, format!("every item needs a {inner}"));
+        }
+    }
+}
+
+/// Usernames double as LDAP `uid` and Unix login names.
+pub fn is_username(u: &str) -> bool {
+    let mut chars = u.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl Aggregate for User {
+    const KIND: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+
+    fn decide(
+        &self,
+        command: &UserCommand,
+        ctx: &DecideContext,
+    ) -> Result<Vec<UserEvent>, DomainError> {
+        use UserCommand::*;
+        if let Create { .. } = command {
+            if self.exists {
+                return Err(DomainError::AlreadyExists { kind: "user" });
+            }
+        } else if !self.exists || self.deleted {
+            return Err(DomainError::NotFound { kind: "user" });
+        }
+        let now = ctx
+            .now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        let one = |kind, changes| Ok(vec![event(kind, changes)]);
+        match command {
+            Create {
+                profile,
+                password_hash,
+                state,
+            } => {
+                check_profile(profile, true)?;
+                for (k, value) in profile {
+                    diff(&mut changes, k, Value::Null, value.clone());
+                }
+                let state = if password_hash.is_some() {
+                    *state
+                } else {
+                    UserState::Staged
+                };
+                changes.push(Change::new("state", Value::Null, state_value(state)));
+                let status = if password_hash.is_some() {
+                    PasswordStatus::Active
+                } else {
+                    PasswordStatus::Pending
+                };
+                changes.push(Change::new(
+                    "password_status",
+                    Value::Null,
+                    status_value(status),
+                ));
+                if password_hash.is_some() {
+                    changes.push(Change::new("password_date", Value::Null, now));
+                }
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::Create,
+                    body: UserEventBody {
+                        changes,
+                        password_hash: password_hash.clone(),
+                        totp_secret: None,
+                    },
+                }])
+            }
+            Update { profile } => {
+                check_profile(profile, false)?;
+                for (k, to) in profile {
+                    let from = self.profile.get(k).cloned().unwrap_or(Value::Null);
+                    diff(&mut changes, k, from, to.clone());
+                }
+                if changes.is_empty() {
+                    return Ok(vec![]);
+                }
+                one(UserEventKind::Update, changes)
+            }
+            SetPassword { hash, activate } => {
+                diff(
+                    &mut changes,
+                    "password_status",
+                    status_value(self.password_status),
+                    status_value(PasswordStatus::Active),
+                );
+                changes.push(Change::new(
+                    "password_date",
+                    self.password_date
+                        .clone()
+                        .map(Value::String)
+                        .unwrap_or(Value::Null),
+                    now,
+                ));
+                if *activate && self.state == UserState::Staged {
+                    changes.push(Change::new(
+                        "state",
+                        state_value(self.state),
+                        state_value(UserState::Activated),
+                    ));
+                }
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::PasswordChange,
+                    body: UserEventBody {
+                        changes,
+                        password_hash: Some(hash.clone()),
+                        totp_secret: None,
+                    },
+                }])
+            }
+            Activate => {
+                if self.state != UserState::Staged {
+                    return Ok(vec![]);
+                }
+                if self.password_hash.is_none() {
+                    return Err(DomainError::invalid(
+                        "password",
+                        "a staged user needs a password before activation",
+                    ));
+                }
+                one(
+                    UserEventKind::Activated,
+                    vec![Change::new(
+                        "state",
+                        state_value(self.state),
+                        state_value(UserState::Activated),
+                    )],
+                )
+            }
+            Suspend => {
+                if self.state == UserState::Suspended {
+                    return Ok(vec![]);
+                }
+                one(
+                    UserEventKind::Suspended,
+                    vec![Change::new(
+                        "state",
+                        state_value(self.state),
+                        state_value(UserState::Suspended),
+                    )],
+                )
+            }
+            Unsuspend => {
+                if self.state != UserState::Suspended {
+                    return Ok(vec![]);
+                }
+                let to = if self.password_hash.is_some() {
+                    UserState::Activated
+                } else {
+                    UserState::Staged
+                };
+                one(
+                    UserEventKind::Unsuspended,
+                    vec![Change::new(
+                        "state",
+                        state_value(self.state),
+                        state_value(to),
+                    )],
+                )
+            }
+            Lock => {
+                if self.account_locked {
+                    return Ok(vec![]);
+                }
+                one(
+                    UserEventKind::Lockout,
+                    vec![
+                        Change::new("account_locked", false, true),
+                        Change::new("account_locked_date", Value::Null, now),
+                    ],
+                )
+            }
+            Unlock => {
+                if !self.account_locked {
+                    return Ok(vec![]);
+                }
+                one(
+                    UserEventKind::Unlocked,
+                    vec![Change::new("account_locked", true, false)],
+                )
+            }
+            ExpirePassword => {
+                if self.password_status != PasswordStatus::Active {
+                    return Ok(vec![]);
+                }
+                one(
+                    UserEventKind::PasswordExpired,
+                    vec![Change::new(
+                        "password_status",
+                        status_value(self.password_status),
+                        status_value(PasswordStatus::Expired),
+                    )],
+                )
+            }
+            RequireMfa {
+                required,
+                enrollment_days,
+            } => {
+                if !(1..=365).contains(enrollment_days) {
+                    return Err(DomainError::invalid(
+                        "enrollmentDays",
+                        "must be between 1 and 365",
+                    ));
+                }
+                diff(
+                    &mut changes,
+                    "mfa.required",
+                    Value::Bool(self.mfa_required),
+                    Value::Bool(*required),
+                );
+                if *required && !self.totp_enrolled {
+                    let deadline = (ctx.now + time::Duration::days(*enrollment_days as i64))
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    let from = self
+                        .mfa_enrollment_deadline
+                        .clone()
+                        .map(Value::String)
+                        .unwrap_or(Value::Null);
+                    diff(
+                        &mut changes,
+                        "mfa.enrollment_deadline",
+                        from,
+                        Value::String(deadline),
+                    );
+                }
+                if changes.is_empty() {
+                    return Ok(vec![]);
+                }
+                one(UserEventKind::Update, changes)
+            }
+            StartTotp { secret } => Ok(vec![UserEvent {
+                kind: UserEventKind::TotpStart,
+                body: UserEventBody {
+                    changes: vec![Change::new("totp_status", Value::Null, "pending")],
+                    password_hash: None,
+                    totp_secret: Some(secret.clone()),
+                },
+            }]),
+            FinishTotp => {
+                if self.totp_pending_secret.is_none() {
+                    return Err(DomainError::invalid("totp", "no enrollment was started"));
+                }
+                one(
+                    UserEventKind::TotpFinish,
+                    vec![Change::new("totp_status", "pending", "enrolled")],
+                )
+            }
+            ResetMfa => {
+                if !self.totp_enrolled && self.totp_pending_secret.is_none() {
+                    return Ok(vec![]);
+                }
+                let from = if self.totp_enrolled {
+                    "enrolled"
+                } else {
+                    "pending"
+                };
+                one(
+                    UserEventKind::TotpDelete,
+                    vec![Change::new("totp_status", from, Value::Null)],
+                )
+            }
+            Delete => one(
+                UserEventKind::Delete,
+                vec![Change::new("deleted", false, true)],
+            ),
+        }
+    }
+
+    fn evolve(&mut self, e: &UserEvent) {
+        match e.kind {
+            UserEventKind::Create => self.exists = true,
+            UserEventKind::Delete => self.deleted = true,
+            UserEventKind::TotpStart => {
+                self.totp_pending_secret = e.body.totp_secret.clone();
+                self.totp_enrolled = false;
+                self.totp_secret = None;
+            }
+            UserEventKind::TotpFinish => {
+                self.totp_secret = self.totp_pending_secret.take();
+                self.totp_enrolled = self.totp_secret.is_some();
+                self.mfa_enrollment_deadline = None;
+            }
+            UserEventKind::TotpDelete => {
+                self.totp_secret = None;
+                self.totp_pending_secret = None;
+                self.totp_enrolled = false;
+            }
+            _ => {}
+        }
+        if let Some(hash) = &e.body.password_hash {
+            if let Some(old) = self.password_hash.replace(hash.clone()) {
+                self.password_history.insert(0, old);
+                self.password_history.truncate(24);
+            }
+        }
+        for change in &e.body.changes {
+            self.apply_change(change);
+        }
+    }
+}
+
+impl User {
+    /// Applies one change (shared with the read models).
+    pub fn apply_change(&mut self, c: &Change) {
+        let text = c.to.as_str().map(str::to_string);
+        match c.field.as_str() {
+            "state" => self.state = serde_json::from_value(c.to.clone()).unwrap_or_default(),
+            "password_status" => {
+                self.password_status = serde_json::from_value(c.to.clone()).unwrap_or_default()
+            }
+            "password_date" => self.password_date = text,
+            "account_locked" => self.account_locked = c.to.as_bool().unwrap_or(false),
+            "account_locked_date" | "deleted" => {}
+            "totp_status" => self.totp_enrolled = c.to.as_str() == Some("enrolled"),
+            "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),
+            "mfa.enrollment_deadline" => self.mfa_enrollment_deadline = text,
+            field => {
+                if c.to.is_null() {
+                    self.profile.remove(field);
+                } else {
+                    self.profile.insert(field.to_string(), c.to.clone());
+                }
+            }
+        }
+    }
+
+    /// The enrollment period ended without enrollment: the user portal is closed.
+    pub fn mfa_enrollment_expired(&self, now: OffsetDateTime) -> bool {
+        self.mfa_required
+            && !self.totp_enrolled
+            && self
+                .mfa_enrollment_deadline
+                .as_deref()
+                .and_then(|d| {
+                    OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+                })
+                .is_some_and(|d| now >= d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> DecideContext {
+        DecideContext {
+            now: time::macros::datetime!(2026-11-28 12:00 UTC),
+        }
+    }
+
+    fn profile(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn run(user: &mut User, cmd: UserCommand) -> Result<Vec<UserEvent>, DomainError> {
+        let events = user.decide(&cmd, &ctx())?;
+        for e in &events {
+            user.evolve(e);
+        }
+        Ok(events)
+    }
+
+    fn alice() -> User {
+        let mut u = User::default();
+        run(
+            &mut u,
+            UserCommand::Create {
+                profile: profile(json!({"username": "alice", "email": "alice@acme.test", "firstname": "Alice", "unix_uid": 5001, "unix_guid": 5001})),
+                password_hash: None,
+                state: UserState::Activated,
+            },
+        )
+        .unwrap();
+        u
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_staged_and_pending() {
+        let u = alice();
+        assert_eq!(u.state, UserState::Staged);
+        assert_eq!(u.password_status, PasswordStatus::Pending);
+        assert_eq!(u.username(), "alice");
+        assert_eq!(u.unix_uid(), Some(5001));
+    }
+
+    #[test]
+    fn setting_a_password_through_activation_activates() {
+        let mut u = alice();
+        let e = run(
+            &mut u,
+            UserCommand::SetPassword {
+                hash: "h1".into(),
+                activate: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(e[0].event_type(), "user_password_change");
+        assert!(
+            !e[0].body.changes.iter().any(|c| c.to == json!("h1")),
+            "no hash in changes"
+        );
+        assert_eq!(u.state, UserState::Activated);
+        assert_eq!(u.password_status, PasswordStatus::Active);
+        run(
+            &mut u,
+            UserCommand::SetPassword {
+                hash: "h2".into(),
+                activate: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(u.password_history, ["h1"]);
+    }
+
+    #[test]
+    fn lifecycle_events_have_their_insights_types() {
+        let mut u = alice();
+        run(
+            &mut u,
+            UserCommand::SetPassword {
+                hash: "h".into(),
+                activate: true,
+            },
+        )
+        .unwrap();
+        let types: Vec<&str> = [
+            UserCommand::Suspend,
+            UserCommand::Unsuspend,
+            UserCommand::Lock,
+            UserCommand::Unlock,
+            UserCommand::ExpirePassword,
+            UserCommand::Delete,
+        ]
+        .into_iter()
+        .map(|c| run(&mut u, c).unwrap()[0].event_type())
+        .collect();
+        assert_eq!(
+            types,
+            [
+                "user_suspended",
+                "user_unsuspended",
+                "user_lockout",
+                "user_unlocked",
+                "user_password_expired",
+                "user_delete"
+            ]
+        );
+        assert!(u.deleted);
+        assert_eq!(
+            run(&mut u, UserCommand::Lock).unwrap_err().code(),
+            "not_found"
+        );
+    }
+
+    #[test]
+    fn profile_errors_name_every_field() {
+        let err = User::default()
+            .decide(
+                &UserCommand::Create {
+                    profile: profile(
+                        json!({"username": "-bad", "email": "nope", "sudo": "yes", "colour": 1}),
+                    ),
+                    password_hash: None,
+                    state: UserState::Staged,
+                },
+                &ctx(),
+            )
+            .unwrap_err();
+        let DomainError::Invalid(list) = err else {
+            panic!()
+        };
+        let mut fields: Vec<&str> = list.iter().map(|e| e.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["colour", "email", "sudo", "username"]);
+    }
+
+    #[test]
+    fn mfa_enrollment_period_expires_without_enrollment() {
+        let mut u = alice();
+        run(
+            &mut u,
+            UserCommand::RequireMfa {
+                required: true,
+                enrollment_days: 7,
+            },
+        )
+        .unwrap();
+        assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(6)));
+        assert!(u.mfa_enrollment_expired(ctx().now + time::Duration::days(7)));
+        run(&mut u, UserCommand::StartTotp { secret: "S".into() }).unwrap();
+        run(&mut u, UserCommand::FinishTotp).unwrap();
+        assert!(u.totp_enrolled);
+        assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(30)));
+        assert!(u
+            .decide(
+                &UserCommand::RequireMfa {
+                    required: true,
+                    enrollment_days: 0
+                },
+                &ctx()
+            )
+            .is_err());
+    }
+}

@@ -67,6 +67,11 @@ pub fn router(state: ApiState) -> Router {
             post(systemusers::actions::activate),
         )
         .route("/api/search/systemusers", post(systemusers::search::handle))
+        .route(
+            "/api/systemusers/import",
+            post(systemusers::import::handle)
+                .layer(DefaultBodyLimit::max(systemusers::import::MAX_CSV_BYTES)),
+        )
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

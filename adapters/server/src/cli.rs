@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Projections.
     Projections {
         #[command(subcommand)]
@@ -62,6 +67,21 @@ pub enum EventsCommand {
         /// Stop at the head instead of following.
         #[arg(long)]
         no_follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Import users from a CSV file with the header firstname,lastname,username,email,password.
+    /// Results go to FILE.result.csv beside it.
+    Import {
+        file: PathBuf,
+        /// Check every row without creating anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// The organization (needed when there are several).
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -115,6 +135,9 @@ pub fn main() -> ExitCode {
             Command::Projections {
                 command: ProjectionsCommand::Rebuild,
             } => commands::projections_rebuild::run(&config).await,
+            Command::Users {
+                command: UsersCommand::Import { file, dry_run, org },
+            } => commands::users_import::run(&config, &file, dry_run, org.as_deref()).await,
         }
     });
     match result {

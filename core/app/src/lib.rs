@@ -10,12 +10,14 @@
 //! - [`admins`]: administrator commands (create, API keys) and `bootstrap`.
 //! - [`users`]: user commands (create with unique username/email and a uid, update,
 //!   passwords through the policy and history, lifecycle, delete).
+//! - [`import`]: CSV user import (exact header, per-row results, dry run, bounded memory).
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
 
 pub mod admins;
 pub mod error;
 pub mod execute;
+pub mod import;
 pub mod organizations;
 pub mod password;
 pub mod ports;

@@ -46,6 +46,16 @@ async fn holder(
     Ok((owner, version))
 }
 
+/// Who holds `value` of `kind` now, if anybody.
+pub async fn holder_of(
+    log: &dyn EventLog,
+    org: ObjectId,
+    kind: &str,
+    value: &str,
+) -> Result<Option<String>, AppError> {
+    Ok(holder(log, org, &key_stream(kind, value)).await?.0)
+}
+
 /// Claims `value` of `kind` for `owner`. Claiming a key one already holds succeeds.
 pub async fn claim(
     log: &dyn EventLog,

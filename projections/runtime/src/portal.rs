@@ -257,6 +257,16 @@ impl ReadStore {
         }))
     }
 
+    /// The ids of every organization.
+    pub async fn organization_ids(&self) -> Result<Vec<String>, sqlx::Error> {
+        Ok(sqlx::query("SELECT id FROM organizations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// Every row of the portal tables as JSON, in a stable order: what a rebuild
     /// must reproduce exactly.
     pub async fn portal_dump(&self) -> Result<Vec<Value>, sqlx::Error> {

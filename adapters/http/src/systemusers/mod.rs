@@ -4,6 +4,7 @@ pub mod actions;
 pub mod create;
 pub mod delete;
 pub mod get;
+pub mod import;
 pub mod list;
 pub mod search;
 pub mod update;

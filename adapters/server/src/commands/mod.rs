@@ -5,3 +5,4 @@ pub mod events_tail;
 pub mod projections_rebuild;
 pub mod quickstart;
 pub mod serve;
+pub mod users_import;

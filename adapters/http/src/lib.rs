@@ -8,6 +8,7 @@
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
 //! - [`organizations`]: `/api/organizations` — one file per operation.
+//! - [`usergroups`]: `/api/v2/usergroups` with members, membership and associations.
 //! - [`systemusers`]: `/api/systemusers` and `/api/search/systemusers` — one file per operation.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod organizations;
 pub mod state;
 pub mod systemusers;
+pub mod usergroups;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -71,6 +73,33 @@ pub fn router(state: ApiState) -> Router {
             "/api/systemusers/import",
             post(systemusers::import::handle)
                 .layer(DefaultBodyLimit::max(systemusers::import::MAX_CSV_BYTES)),
+        )
+        .route(
+            "/api/v2/usergroups",
+            get(usergroups::crud::list).post(usergroups::crud::create),
+        )
+        .route(
+            "/api/v2/usergroups/{id}",
+            get(usergroups::crud::get)
+                .put(usergroups::crud::update)
+                .patch(usergroups::crud::update)
+                .delete(usergroups::crud::delete),
+        )
+        .route(
+            "/api/v2/usergroups/{id}/members",
+            get(usergroups::members::list).post(usergroups::members::change),
+        )
+        .route(
+            "/api/v2/usergroups/{id}/membership",
+            get(usergroups::members::membership),
+        )
+        .route(
+            "/api/v2/usergroups/{id}/associations",
+            get(usergroups::associations::list).post(usergroups::associations::change),
+        )
+        .route(
+            "/api/v2/users/{id}/memberof",
+            get(usergroups::members::memberof),
         )
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,6 +10,7 @@
 //! - [`admins`]: administrator commands (create, API keys) and `bootstrap`.
 //! - [`users`]: user commands (create with unique username/email and a uid, update,
 //!   passwords through the policy and history, lifecycle, delete).
+//! - [`groups`]: user group commands (unique name, GID and Linux group; members; associations).
 //! - [`import`]: CSV user import (exact header, per-row results, dry run, bounded memory).
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
@@ -17,6 +18,7 @@
 pub mod admins;
 pub mod error;
 pub mod execute;
+pub mod groups;
 pub mod import;
 pub mod organizations;
 pub mod password;

@@ -10,6 +10,7 @@
 //! - [`organization`]: the organization aggregate.
 //! - [`admin`]: the administrator aggregate (the slice the spine needs: create, API keys).
 //! - [`user`]: the user aggregate (the hosted product's systemuser).
+//! - [`user_group`]: the user group aggregate (members, associations, Linux group, RADIUS replies).
 //! - [`password_policy`]: the organization's password rules and the one check every
 //!   path that sets a password uses.
 //! - [`logo`]: organization logo validation (format, size, dimensions, background).
@@ -26,6 +27,7 @@ pub mod organization;
 pub mod password_policy;
 pub mod upcast;
 pub mod user;
+pub mod user_group;
 
 pub use aggregate::{Aggregate, EventCodec};
 pub use change::Change;

@@ -9,12 +9,14 @@
 //! - [`progress`]: positions reached, for read-your-writes waits.
 //! - [`memory`]: in-memory projections publishing immutable snapshots, swapped atomically.
 //! - [`portal`]: the portal read model (organizations, admins) behind the admin API.
+//! - [`groups`]: user groups, members and associations of the portal read model.
 //! - [`users`]: the users of the portal read model and their list queries.
 //! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
 //! - [`blobs`]: the blob store (logos) in the read store.
 
 pub mod admin_index;
 pub mod blobs;
+pub mod groups;
 pub mod memory;
 pub mod portal;
 pub mod progress;

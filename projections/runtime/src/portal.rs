@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use sqlx::{AnyConnection, Row};
 use time::format_description::well_known::Rfc3339;
 
+use crate::groups;
 use crate::runtime::{ProjectionError, Reducer, SqlProjection};
 use crate::store::ReadStore;
 use crate::users;
@@ -90,8 +91,31 @@ pub static PORTAL: SqlProjection = SqlProjection {
             event_type: "totp_delete_enrollment",
             reduce: users::reduce,
         },
+        Reducer {
+            event_type: "group_create",
+            reduce: groups::reduce,
+        },
+        Reducer {
+            event_type: "group_update",
+            reduce: groups::reduce,
+        },
+        Reducer {
+            event_type: "group_delete",
+            reduce: groups::reduce,
+        },
+        Reducer {
+            event_type: "association_change",
+            reduce: groups::reduce,
+        },
     ],
-    tables: &["organizations", "admins", "users"],
+    tables: &[
+        "organizations",
+        "admins",
+        "users",
+        "user_groups",
+        "group_members",
+        "group_associations",
+    ],
 };
 
 fn stream_id(e: &Envelope) -> Result<String, ProjectionError> {
@@ -271,7 +295,14 @@ impl ReadStore {
     /// must reproduce exactly.
     pub async fn portal_dump(&self) -> Result<Vec<Value>, sqlx::Error> {
         let mut out = Vec::new();
-        for (table, key) in [("organizations", "id"), ("admins", "id"), ("users", "id")] {
+        for (table, key) in [
+            ("organizations", "id"),
+            ("admins", "id"),
+            ("users", "id"),
+            ("user_groups", "id"),
+            ("group_members", "group_id, user_id"),
+            ("group_associations", "group_id, target_type, target_id"),
+        ] {
             let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY {key}"))
                 .fetch_all(&self.pool)
                 .await?;

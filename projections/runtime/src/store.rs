@@ -127,6 +127,36 @@ const MIGRATIONS: &[Migration] = &[
               CREATE INDEX IF NOT EXISTS users_by_org_created ON users (org_id, created_at)",
         postgres: None,
     },
+    Migration {
+        version: 5,
+        name: "portal: user groups, members, associations",
+        sql: "CREATE TABLE IF NOT EXISTS user_groups (
+                  id TEXT PRIMARY KEY,
+                  org_id TEXT NOT NULL,
+                  name TEXT NOT NULL,
+                  doc TEXT NOT NULL,
+                  created_at TEXT NOT NULL,
+                  updated_at TEXT NOT NULL,
+                  version BIGINT NOT NULL
+              );
+              CREATE INDEX IF NOT EXISTS user_groups_by_org_name ON user_groups (org_id, name);
+              CREATE TABLE IF NOT EXISTS group_members (
+                  org_id TEXT NOT NULL,
+                  group_id TEXT NOT NULL,
+                  user_id TEXT NOT NULL,
+                  PRIMARY KEY (group_id, user_id)
+              );
+              CREATE INDEX IF NOT EXISTS group_members_by_user ON group_members (org_id, user_id);
+              CREATE TABLE IF NOT EXISTS group_associations (
+                  org_id TEXT NOT NULL,
+                  group_id TEXT NOT NULL,
+                  target_type TEXT NOT NULL,
+                  target_id TEXT NOT NULL,
+                  attributes TEXT NOT NULL,
+                  PRIMARY KEY (group_id, target_type, target_id)
+              )",
+        postgres: None,
+    },
 ];
 
 impl ReadStore {

@@ -28,6 +28,11 @@ pub fn reduce<'c>(
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
+            // A deleted user leaves every group.
+            sqlx::query("DELETE FROM group_members WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
             return Ok(());
         }
         let (mut user, created_at) = if event.kind == UserEventKind::Create {

@@ -7,6 +7,7 @@ mod e2e {
     pub mod contract_sqlite;
     pub mod faults;
     pub mod golden;
+    pub mod groups_http;
     pub mod import;
     pub mod layout;
     pub mod projections;

@@ -132,6 +132,38 @@ pub fn parse(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
+/// Group lists accept the same parameters but sort and filter on `name`.
+pub fn parse_v2_groups(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut rest = Vec::new();
+    let mut q = ListQuery::default();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = decode(v);
+        match k {
+            "sort" => {
+                q.sort = v
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(|f| (f.trim_start_matches('-').to_string(), f.starts_with('-')))
+                    .collect()
+            }
+            "filter" => {
+                for f in v.split(',') {
+                    let mut p = f.splitn(3, ':');
+                    if let (Some(field), Some(op), Some(value)) = (p.next(), p.next(), p.next()) {
+                        q.filter.push((field.into(), op.into(), value.into()));
+                    }
+                }
+            }
+            _ => rest.push(pair.to_string()),
+        }
+    }
+    let base = parse(Some(&rest.join("&")))?;
+    q.limit = base.limit;
+    q.skip = base.skip;
+    Ok(q)
+}
+
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

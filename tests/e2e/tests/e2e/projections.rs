@@ -55,6 +55,41 @@ async fn history(log: &dyn EventLog) -> u64 {
             .unwrap();
             last = done.position;
         }
+        if i % 3 == 0 {
+            let mut profile = Map::new();
+            profile.insert("username".into(), json!(format!("user{i}")));
+            profile.insert("email".into(), json!(format!("user{i}@x.test")));
+            let (user, _) = castellan_app::users::create(
+                log,
+                org,
+                meta(),
+                castellan_app::users::NewUser {
+                    profile,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+            let mut fields = Map::new();
+            fields.insert("name".into(), json!(format!("group{i}")));
+            let (group, _) = castellan_app::groups::create(log, org, meta(), fields)
+                .await
+                .unwrap();
+            castellan_app::groups::member(log, org, group, meta(), "add", user)
+                .await
+                .unwrap();
+            let done = castellan_app::users::command(
+                log,
+                org,
+                user,
+                meta(),
+                castellan_domain::user::UserCommand::Suspend,
+            )
+            .await
+            .unwrap();
+            last = done.position;
+        }
         if i % 4 == 0 {
             let done = castellan_app::admins::bootstrap(
                 log,

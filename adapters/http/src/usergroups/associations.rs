@@ -1,0 +1,86 @@
+//! `GET /api/v2/usergroups/{id}/associations?targets=TYPE` and
+//! `POST …/associations {op: add|remove|update, type, id, attributes}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use castellan_app::groups;
+use castellan_domain::user_group::ASSOCIATION_TYPES;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::members::MemberOp;
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::organizations::update::parse;
+use crate::state::ApiState;
+
+#[derive(Deserialize)]
+pub struct Targets {
+    targets: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(t): Query<Targets>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let target = t
+        .targets
+        .filter(|t| ASSOCIATION_TYPES.contains(&t.as_str()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                Some("targets"),
+                format!("targets: one of {}", ASSOCIATION_TYPES.join(", ")),
+            )
+        })?;
+    let org = caller.org.to_string();
+    super::existing(&state, &org, &id).await?;
+    Ok(Json(
+        state.store.group_associations(&org, &id, &target).await?,
+    ))
+}
+
+pub async fn change(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let group = super::parse_id(&id)?;
+    let op: MemberOp = parse(&headers, &body)?;
+    if op.id.is_empty() || op.id.len() > 64 || !castellan_domain::envelope::is_token(&op.id) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            Some("id"),
+            "id: the target's id",
+        ));
+    }
+    let done = if op.kind == "user" {
+        let user = op
+            .id
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_field", Some("id"), "id: a user id"))?;
+        groups::member(&*state.log, caller.org, group, caller.meta, &op.op, user).await?
+    } else {
+        let attributes = op.attributes.unwrap_or_else(|| json!({}));
+        let edge = groups::Edge {
+            op: &op.op,
+            target_type: &op.kind,
+            target_id: &op.id,
+            attributes,
+        };
+        groups::associate(&*state.log, caller.org, group, caller.meta, edge).await?
+    };
+    consistency::wait_for(&state, done.position).await?;
+    Ok((
+        [consistency::position_header(done.position)],
+        StatusCode::NO_CONTENT,
+    ))
+}

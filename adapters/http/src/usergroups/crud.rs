@@ -1,0 +1,96 @@
+//! Create, read, list, update and delete user groups.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+use axum::Json;
+use castellan_app::groups;
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::organizations::update::parse;
+use crate::state::ApiState;
+
+async fn read_back(
+    state: &ApiState,
+    org: &str,
+    id: &str,
+    position: u64,
+) -> Result<impl IntoResponse, ApiError> {
+    consistency::wait_for(state, position).await?;
+    let group = super::existing(state, org, id).await?;
+    Ok(([consistency::position_header(position)], Json(group)))
+}
+
+fn fields(mut body: Map<String, Value>) -> Map<String, Value> {
+    for k in ["id", "type", "membershipMethod"] {
+        body.remove(k);
+    }
+    body
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut q = crate::systemusers::list::parse_v2_groups(raw.as_deref())?;
+    q.sort.retain(|(f, _)| f == "name");
+    let (groups, total) = state.store.groups(&caller.org.to_string(), &q).await?;
+    Ok(([("x-total-count", HeaderValue::from(total))], Json(groups)))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Map<String, Value> = parse(&headers, &body)?;
+    let (id, done) = groups::create(&*state.log, caller.org, caller.meta, fields(body)).await?;
+    read_back(
+        &state,
+        &caller.org.to_string(),
+        &id.to_string(),
+        done.position,
+    )
+    .await
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        super::existing(&state, &caller.org.to_string(), &id).await?,
+    ))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let group_id = super::parse_id(&id)?;
+    let body: Map<String, Value> = parse(&headers, &body)?;
+    let done = groups::update(&*state.log, caller.org, group_id, caller.meta, fields(body)).await?;
+    read_back(&state, &caller.org.to_string(), &id, done.position).await
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let group_id = super::parse_id(&id)?;
+    let before = super::existing(&state, &caller.org.to_string(), &id).await?;
+    let done = groups::delete(&*state.log, caller.org, group_id, caller.meta).await?;
+    consistency::wait_for(&state, done.position).await?;
+    Ok(([consistency::position_header(done.position)], Json(before)))
+}

@@ -8,6 +8,7 @@
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
 //! - [`organizations`]: `/api/organizations` — one file per operation.
+//! - [`userportal`]: user login and TOTP enrollment.
 //! - [`usergroups`]: `/api/v2/usergroups` with members, membership and associations.
 //! - [`systemusers`]: `/api/systemusers` and `/api/search/systemusers` — one file per operation.
 
@@ -18,6 +19,7 @@ pub mod organizations;
 pub mod state;
 pub mod systemusers;
 pub mod usergroups;
+pub mod userportal;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -101,6 +103,9 @@ pub fn router(state: ApiState) -> Router {
             "/api/v2/users/{id}/memberof",
             get(usergroups::members::memberof),
         )
+        .route("/userportal/login", post(userportal::login::handle))
+        .route("/userportal/totp/start", post(userportal::totp::start))
+        .route("/userportal/totp/finish", post(userportal::totp::finish))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

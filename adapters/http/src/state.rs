@@ -14,6 +14,8 @@ pub struct ApiState {
     pub portal: Progress,
     pub admins: Arc<MemoryProjection<AdminIndex>>,
     pub clock: Arc<dyn Clock>,
+    /// The shared failed-login counter (lockout).
+    pub failures: Arc<dyn castellan_app::login::FailureCounter>,
     /// The longest a request waits for a projection to reach a position.
     pub consistency_wait: Duration,
 }

@@ -60,6 +60,10 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
     projections.push(tokio::spawn(
         admins.clone().run(log.clone(), projections_rx.clone()),
     ));
+    let security = castellan_projections::security::projection();
+    projections.push(tokio::spawn(
+        security.clone().run(log.clone(), projections_rx.clone()),
+    ));
 
     let api = ApiState {
         log: log.clone(),
@@ -67,6 +71,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         portal: portal.clone(),
         admins: admins.clone(),
         clock: Arc::new(SystemClock),
+        failures: Arc::new(castellan_projections::security::Counter(security.clone())),
         consistency_wait: Duration::from_millis(config.projections.consistency_wait_ms),
     };
     let http = TcpListener::bind(config.http.listen)
@@ -92,6 +97,10 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
             ProjectionHandle {
                 name: admins.name(),
                 metrics: admins.metrics.clone(),
+            },
+            ProjectionHandle {
+                name: security.name(),
+                metrics: security.metrics.clone(),
             },
         ],
     };

@@ -12,6 +12,8 @@
 //!   passwords through the policy and history, lifecycle, delete).
 //! - [`groups`]: user group commands (unique name, GID and Linux group; members; associations).
 //! - [`import`]: CSV user import (exact header, per-row results, dry run, bounded memory).
+//! - [`login`]: user login with the shared lockout counter; every attempt is an event.
+//! - [`totp`]: TOTP enrollment (URI, QR PNG) and replay-proof verification.
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
 
@@ -20,9 +22,11 @@ pub mod error;
 pub mod execute;
 pub mod groups;
 pub mod import;
+pub mod login;
 pub mod organizations;
 pub mod password;
 pub mod ports;
+pub mod totp;
 pub mod unique;
 pub mod unix_ids;
 pub mod users;

@@ -83,6 +83,9 @@ pub struct User {
     pub totp_secret: Option<String>,
     #[serde(skip)]
     pub totp_pending_secret: Option<String>,
+    /// The newest TOTP time step accepted: a code of that step or older is refused.
+    pub totp_last_step: u64,
+    pub account_locked_date: Option<String>,
 }
 
 impl User {
@@ -135,7 +138,16 @@ pub enum UserCommand {
     StartTotp {
         secret: String,
     },
-    FinishTotp,
+    /// Confirms enrollment with the step of the first valid code (it cannot log in).
+    FinishTotp {
+        step: u64,
+    },
+    /// Records an accepted login code. `steps` are the time steps whose code matched
+    /// `secret`; the oldest one newer than the last accepted step is used.
+    UseTotp {
+        secret: String,
+        steps: Vec<u64>,
+    },
     ResetMfa,
     Delete,
 }
@@ -148,6 +160,8 @@ pub struct UserEventBody {
     pub password_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_step: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +186,7 @@ pub enum UserEventKind {
     TotpStart,
     TotpFinish,
     TotpDelete,
+    TotpUsed,
 }
 
 const KINDS: &[(UserEventKind, &str)] = &[
@@ -188,6 +203,7 @@ const KINDS: &[(UserEventKind, &str)] = &[
     (UserEventKind::TotpStart, "totp_start_enrollment"),
     (UserEventKind::TotpFinish, "totp_finish_enrollment"),
     (UserEventKind::TotpDelete, "totp_delete_enrollment"),
+    (UserEventKind::TotpUsed, "totp_step_used"),
 ];
 
 /// Every event type of the user aggregate.
@@ -386,7 +402,7 @@ impl Aggregate for User {
                     body: UserEventBody {
                         changes,
                         password_hash: password_hash.clone(),
-                        totp_secret: None,
+                        ..Default::default()
                     },
                 }])
             }
@@ -428,7 +444,7 @@ impl Aggregate for User {
                     body: UserEventBody {
                         changes,
                         password_hash: Some(hash.clone()),
-                        totp_secret: None,
+                        ..Default::default()
                     },
                 }])
             }
@@ -557,18 +573,45 @@ impl Aggregate for User {
                 kind: UserEventKind::TotpStart,
                 body: UserEventBody {
                     changes: vec![Change::new("totp_status", Value::Null, "pending")],
-                    password_hash: None,
                     totp_secret: Some(secret.clone()),
+                    ..Default::default()
                 },
             }]),
-            FinishTotp => {
+            FinishTotp { step } => {
                 if self.totp_pending_secret.is_none() {
                     return Err(DomainError::invalid("totp", "no enrollment was started"));
                 }
-                one(
-                    UserEventKind::TotpFinish,
-                    vec![Change::new("totp_status", "pending", "enrolled")],
-                )
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::TotpFinish,
+                    body: UserEventBody {
+                        changes: vec![Change::new("totp_status", "pending", "enrolled")],
+                        totp_step: Some(*step),
+                        ..Default::default()
+                    },
+                }])
+            }
+            UseTotp { secret, steps } => {
+                if !self.totp_enrolled || self.totp_secret.as_deref() != Some(secret.as_str()) {
+                    return Err(DomainError::invalid(
+                        "totp",
+                        "TOTP is not enrolled (or was reset meanwhile)",
+                    ));
+                }
+                let Some(step) = steps
+                    .iter()
+                    .copied()
+                    .filter(|s| *s > self.totp_last_step)
+                    .min()
+                else {
+                    return Err(DomainError::invalid("totp", "the code was already used"));
+                };
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::TotpUsed,
+                    body: UserEventBody {
+                        totp_step: Some(step),
+                        ..Default::default()
+                    },
+                }])
             }
             ResetMfa => {
                 if !self.totp_enrolled && self.totp_pending_secret.is_none() {
@@ -612,6 +655,9 @@ impl Aggregate for User {
             }
             _ => {}
         }
+        if let Some(step) = e.body.totp_step {
+            self.totp_last_step = self.totp_last_step.max(step);
+        }
         if let Some(hash) = &e.body.password_hash {
             if let Some(old) = self.password_hash.replace(hash.clone()) {
                 self.password_history.insert(0, old);
@@ -634,8 +680,14 @@ impl User {
                 self.password_status = serde_json::from_value(c.to.clone()).unwrap_or_default()
             }
             "password_date" => self.password_date = text,
-            "account_locked" => self.account_locked = c.to.as_bool().unwrap_or(false),
-            "account_locked_date" | "deleted" => {}
+            "account_locked" => {
+                self.account_locked = c.to.as_bool().unwrap_or(false);
+                if !self.account_locked {
+                    self.account_locked_date = None;
+                }
+            }
+            "account_locked_date" => self.account_locked_date = text,
+            "deleted" => {}
             "totp_status" => self.totp_enrolled = c.to.as_str() == Some("enrolled"),
             "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),
             "mfa.enrollment_deadline" => self.mfa_enrollment_deadline = text,
@@ -814,8 +866,26 @@ mod tests {
         assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(6)));
         assert!(u.mfa_enrollment_expired(ctx().now + time::Duration::days(7)));
         run(&mut u, UserCommand::StartTotp { secret: "S".into() }).unwrap();
-        run(&mut u, UserCommand::FinishTotp).unwrap();
+        run(&mut u, UserCommand::FinishTotp { step: 100 }).unwrap();
         assert!(u.totp_enrolled);
+        // The confirming step cannot log in; a newer one can, once.
+        let used = |steps: Vec<u64>| UserCommand::UseTotp {
+            secret: "S".into(),
+            steps,
+        };
+        assert!(u.decide(&used(vec![100]), &ctx()).is_err());
+        run(&mut u, used(vec![100, 101])).unwrap();
+        assert_eq!(u.totp_last_step, 101);
+        assert!(u.decide(&used(vec![101]), &ctx()).is_err());
+        assert!(u
+            .decide(
+                &UserCommand::UseTotp {
+                    secret: "other".into(),
+                    steps: vec![102]
+                },
+                &ctx()
+            )
+            .is_err());
         assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(30)));
         assert!(u
             .decide(

@@ -12,6 +12,7 @@
 //! - [`groups`]: user groups, members and associations of the portal read model.
 //! - [`users`]: the users of the portal read model and their list queries.
 //! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
+//! - [`security`]: the in-memory failed-login counters every protocol shares.
 //! - [`blobs`]: the blob store (logos) in the read store.
 
 pub mod admin_index;
@@ -21,6 +22,7 @@ pub mod memory;
 pub mod portal;
 pub mod progress;
 pub mod runtime;
+pub mod security;
 pub mod store;
 pub mod users;
 

@@ -10,6 +10,7 @@ mod e2e {
     pub mod groups_http;
     pub mod import;
     pub mod layout;
+    pub mod login;
     pub mod projections;
     pub mod server_http;
     pub mod users_http;

@@ -38,6 +38,7 @@ pub async fn handle(
         profile,
         password,
         state: user_state,
+        require_mfa,
     } = super::split_body(body)?;
     let user_state = parse_state(user_state)?;
     if user_state == Some(UserState::Suspended) {
@@ -50,7 +51,7 @@ pub async fn handle(
     let (id, done) = users::create(
         &*state.log,
         caller.org,
-        caller.meta,
+        caller.meta.clone(),
         NewUser {
             profile,
             password,
@@ -59,11 +60,15 @@ pub async fn handle(
         None,
     )
     .await?;
-    super::read_back(
-        &state,
-        &caller.org.to_string(),
-        &id.to_string(),
-        done.position,
-    )
-    .await
+    let mut position = done.position;
+    if let Some((required, enrollment_days)) = require_mfa {
+        let cmd = castellan_domain::user::UserCommand::RequireMfa {
+            required,
+            enrollment_days,
+        };
+        position = users::command(&*state.log, caller.org, id, caller.meta, cmd)
+            .await?
+            .position;
+    }
+    super::read_back(&state, &caller.org.to_string(), &id.to_string(), position).await
 }

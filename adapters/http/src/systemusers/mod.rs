@@ -43,6 +43,8 @@ pub struct UserBody {
     pub profile: serde_json::Map<String, Value>,
     pub password: Option<String>,
     pub state: Option<Value>,
+    /// `enable_user_portal_multifactor` and `enrollmentDays` (default 7).
+    pub require_mfa: Option<(bool, u32)>,
 }
 
 /// Splits a request body into the profile, the password and the state.
@@ -59,6 +61,30 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
         }
     };
     let state = body.remove("state");
+    let days = match body.remove("enrollmentDays") {
+        None | Some(Value::Null) => 7,
+        Some(v) => v
+            .as_u64()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_field",
+                    Some("enrollmentDays"),
+                    "enrollmentDays: 1 to 365",
+                )
+            })? as u32,
+    };
+    let require_mfa = match body.remove("enable_user_portal_multifactor") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some((b, days)),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("enable_user_portal_multifactor"),
+                "enable_user_portal_multifactor: true or false",
+            ))
+        }
+    };
     // Read-only fields a client may echo back from a GET.
     for k in [
         "_id",
@@ -80,5 +106,6 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
         profile: body,
         password,
         state,
+        require_mfa,
     })
 }

@@ -28,6 +28,7 @@ pub async fn handle(
         mut profile,
         password,
         state: user_state,
+        require_mfa,
     } = super::split_body(body)?;
     let unlock = match profile.remove("account_locked") {
         None | Some(Value::Null) => false,
@@ -66,9 +67,14 @@ pub async fn handle(
         Some(UserState::Activated) => Some(UserCommand::Unsuspend),
         Some(UserState::Staged) | None => None,
     };
+    let mfa = require_mfa.map(|(required, enrollment_days)| UserCommand::RequireMfa {
+        required,
+        enrollment_days,
+    });
     for cmd in command
         .into_iter()
         .chain(unlock.then_some(UserCommand::Unlock))
+        .chain(mfa)
     {
         position = position.max(
             users::command(log, org, user_id, caller.meta.clone(), cmd)

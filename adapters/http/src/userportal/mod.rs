@@ -1,0 +1,20 @@
+//! The user portal's API: login, and TOTP enrollment. Until portal sessions exist,
+//! enrollment calls carry the user's password.
+
+pub mod login;
+pub mod totp;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Credentials {
+    pub org_id: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub totp: Option<String>,
+    /// For `/totp/finish`: the first code from the authenticator app.
+    #[serde(default)]
+    pub code: Option<String>,
+}

@@ -4,6 +4,8 @@
 //! - [`state`]: what handlers share (log, read store, projections, clock).
 //! - [`auth`]: `x-api-key` authentication against the in-memory admin index, and the
 //!   event metadata (actor, client IP, user agent, correlation id) of a request.
+//! - [`roles`]: the role table and the middleware that enforces it on every route.
+//! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
 //! - [`error`]: JSON errors with a stable code and the field they name.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
@@ -12,10 +14,12 @@
 //! - [`usergroups`]: `/api/v2/usergroups` with members, membership and associations.
 //! - [`systemusers`]: `/api/systemusers` and `/api/search/systemusers` — one file per operation.
 
+pub mod administrators;
 pub mod auth;
 pub mod consistency;
 pub mod error;
 pub mod organizations;
+pub mod roles;
 pub mod state;
 pub mod systemusers;
 pub mod usergroups;
@@ -106,6 +110,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/userportal/login", post(userportal::login::handle))
         .route("/userportal/totp/start", post(userportal::totp::start))
         .route("/userportal/totp/finish", post(userportal::totp::finish))
+        .route(
+            "/api/administrators",
+            get(administrators::list).post(administrators::create),
+        )
+        .route(
+            "/api/administrators/{id}",
+            axum::routing::delete(administrators::delete),
+        )
+        .route(
+            "/api/administrators/{id}/apikey",
+            post(administrators::rotate_key),
+        )
+        .route(
+            "/api/administrators/invitations/accept",
+            post(administrators::accept),
+        )
+        .route("/api/outbox", get(administrators::outbox))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            roles::enforce,
+        ))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -12,6 +12,7 @@ use crate::organizations;
 use crate::password;
 use crate::ports::EventLog;
 use crate::unique;
+use castellan_domain::DomainError;
 
 /// Admin emails are unique across the installation (an admin may serve several
 /// organizations), so their keys live in this reserved organization's streams.
@@ -36,7 +37,12 @@ fn new_api_key() -> String {
 pub struct CreatedAdmin {
     pub id: ObjectId,
     pub position: u64,
+    /// The one-time set-password token of the invitation (when no password was given).
+    pub invite_token: Option<String>,
 }
+
+/// How long an invitation's set-password link works.
+pub const INVITE_HOURS: i64 = 72;
 
 /// Creates an admin in `org`; the email must not belong to another admin.
 pub async fn create(
@@ -48,10 +54,17 @@ pub async fn create(
     password: Option<String>,
 ) -> Result<CreatedAdmin, AppError> {
     let id = ObjectId::generate(meta.occurred_at.unix_timestamp());
-    let password_hash = match password {
-        Some(p) => Some(password::hash(p).await?),
-        None => None,
+    let (password_hash, invite_token) = match password {
+        Some(p) => (Some(password::hash(p).await?), None),
+        None => (
+            None,
+            Some(Alphanumeric.sample_string(&mut rand::thread_rng(), 43)),
+        ),
     };
+    let expires = (meta.occurred_at + time::Duration::hours(INVITE_HOURS))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let invite = invite_token.as_ref().map(|t| (api_key_hash(t), expires));
     unique::claim(
         log,
         installation_org(),
@@ -70,6 +83,7 @@ pub async fn create(
             email: email.to_string(),
             role,
             password_hash,
+            invite,
         },
     )
     .await;
@@ -77,6 +91,7 @@ pub async fn create(
         Ok(done) => Ok(CreatedAdmin {
             id,
             position: done.position,
+            invite_token,
         }),
         Err(e) => {
             // Give the email back so that a corrected request can use it.
@@ -92,6 +107,86 @@ pub async fn create(
             Err(e)
         }
     }
+}
+
+/// Sets the password through an invitation's one-time link.
+pub async fn accept_invitation(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+    token: &str,
+    new_password: String,
+) -> Result<u64, AppError> {
+    let a = crate::execute::load::<Admin>(
+        log,
+        org,
+        &castellan_domain::envelope::StreamId::aggregate("admin", admin),
+    )
+    .await?
+    .state;
+    let now = meta.occurred_at;
+    let expired = a
+        .invite_expires_at
+        .as_deref()
+        .and_then(|e| {
+            time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_none_or(|e| now >= e);
+    let valid = !a.deleted
+        && !expired
+        && a.invite_token_hash.as_deref() == Some(api_key_hash(token).as_str());
+    if !valid {
+        return Err(DomainError::invalid("token", "the link is invalid, used or expired").into());
+    }
+    castellan_domain::password_policy::PasswordPolicy::default().check(
+        "password",
+        &new_password,
+        Some(&a.email),
+    )?;
+    let hash = password::hash(new_password).await?;
+    Ok(execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::SetPassword { hash },
+    )
+    .await?
+    .position)
+}
+
+/// Deletes an admin. Nobody deletes their own account (an org keeps an admin who can act).
+pub async fn delete(
+    log: &dyn EventLog,
+    org: ObjectId,
+    acting: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+) -> Result<u64, AppError> {
+    if acting == admin {
+        return Err(
+            DomainError::invalid("id", "an administrator cannot delete their own account").into(),
+        );
+    }
+    let done = execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta.clone(),
+        AdminCommand::Delete,
+    )
+    .await?;
+    unique::release(
+        log,
+        installation_org(),
+        "admin_email",
+        &done.state.email,
+        &admin.to_string(),
+        &meta,
+    )
+    .await?;
+    Ok(done.position)
 }
 
 /// Issues a new API key for the admin, revoking the old one. The key is returned

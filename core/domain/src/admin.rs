@@ -24,6 +24,9 @@ pub enum AdminRole {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Admin {
     pub exists: bool,
+    pub deleted: bool,
+    pub invite_token_hash: Option<String>,
+    pub invite_expires_at: Option<String>,
     pub email: String,
     pub role: Option<AdminRole>,
     pub password_hash: Option<String>,
@@ -36,9 +39,18 @@ pub enum AdminCommand {
         email: String,
         role: AdminRole,
         password_hash: Option<String>,
+        /// (token hash, expiry) of the invitation email's set-password link.
+        invite: Option<(String, String)>,
     },
     /// Replaces the admin's API key; the old one stops working.
-    RotateApiKey { key_id: String, key_hash: String },
+    RotateApiKey {
+        key_id: String,
+        key_hash: String,
+    },
+    SetPassword {
+        hash: String,
+    },
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +59,11 @@ pub struct AdminCreated {
     pub role: AdminRole,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// SHA-256 of the one-time set-password token of the invitation, and its expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_token_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_expires_at: Option<String>,
     pub changes: Vec<Change>,
 }
 
@@ -64,20 +81,34 @@ pub struct AdminUpdated {
     pub api_key: Option<ApiKeyHash>,
 }
 
+/// `admin_password_change` and `admin_delete` carry their changes (and the hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminChanged {
+    pub changes: Vec<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AdminEvent {
     Created(AdminCreated),
     Updated(AdminUpdated),
+    PasswordChanged(AdminChanged),
+    Deleted(AdminChanged),
 }
 
 const CREATE: &str = "admin_create";
 const UPDATE: &str = "admin_update";
+const PASSWORD: &str = "admin_password_change";
+const DELETE: &str = "admin_delete";
 
 impl EventCodec for AdminEvent {
     fn event_type(&self) -> &'static str {
         match self {
             AdminEvent::Created(_) => CREATE,
             AdminEvent::Updated(_) => UPDATE,
+            AdminEvent::PasswordChanged(_) => PASSWORD,
+            AdminEvent::Deleted(_) => DELETE,
         }
     }
 
@@ -89,6 +120,7 @@ impl EventCodec for AdminEvent {
         match self {
             AdminEvent::Created(e) => serde_json::to_value(e),
             AdminEvent::Updated(e) => serde_json::to_value(e),
+            AdminEvent::PasswordChanged(e) | AdminEvent::Deleted(e) => serde_json::to_value(e),
         }
         .expect("admin events serialize")
     }
@@ -100,6 +132,12 @@ impl EventCodec for AdminEvent {
                 event_type, version, payload,
             )?)),
             UPDATE => Ok(AdminEvent::Updated(from_payload(
+                event_type, version, payload,
+            )?)),
+            PASSWORD => Ok(AdminEvent::PasswordChanged(from_payload(
+                event_type, version, payload,
+            )?)),
+            DELETE => Ok(AdminEvent::Deleted(from_payload(
                 event_type, version, payload,
             )?)),
             other => Err(DecodeError::new(other, version, "not an admin event")),
@@ -122,6 +160,7 @@ impl Aggregate for Admin {
                 email,
                 role,
                 password_hash,
+                invite,
             } => {
                 if self.exists {
                     return Err(DomainError::AlreadyExists { kind: "admin" });
@@ -144,6 +183,8 @@ impl Aggregate for Admin {
                     email,
                     role: *role,
                     password_hash: password_hash.clone(),
+                    invite_token_hash: invite.as_ref().map(|(h, _)| h.clone()),
+                    invite_expires_at: invite.as_ref().map(|(_, e)| e.clone()),
                     changes,
                 })])
             }
@@ -164,6 +205,24 @@ impl Aggregate for Admin {
                     }),
                 })])
             }
+            AdminCommand::SetPassword { hash } => {
+                if !self.exists || self.deleted {
+                    return Err(DomainError::NotFound { kind: "admin" });
+                }
+                Ok(vec![AdminEvent::PasswordChanged(AdminChanged {
+                    changes: vec![Change::new("password", Value::Null, Value::Null)],
+                    password_hash: Some(hash.clone()),
+                })])
+            }
+            AdminCommand::Delete => {
+                if !self.exists || self.deleted {
+                    return Err(DomainError::NotFound { kind: "admin" });
+                }
+                Ok(vec![AdminEvent::Deleted(AdminChanged {
+                    changes: vec![Change::new("deleted", false, true)],
+                    password_hash: None,
+                })])
+            }
         }
     }
 
@@ -174,12 +233,20 @@ impl Aggregate for Admin {
                 self.email = e.email.clone();
                 self.role = Some(e.role);
                 self.password_hash = e.password_hash.clone();
+                self.invite_token_hash = e.invite_token_hash.clone();
+                self.invite_expires_at = e.invite_expires_at.clone();
             }
             AdminEvent::Updated(e) => {
                 if let Some(key) = &e.api_key {
                     self.api_key_id = Some(key.key_id.clone());
                 }
             }
+            AdminEvent::PasswordChanged(e) => {
+                self.password_hash = e.password_hash.clone();
+                // The invitation link works once.
+                self.invite_token_hash = None;
+            }
+            AdminEvent::Deleted(_) => self.deleted = true,
         }
     }
 }
@@ -201,6 +268,7 @@ mod tests {
                     email: "Root@Example.com".into(),
                     role: AdminRole::AdministratorWithBilling,
                     password_hash: None,
+                    invite: None,
                 },
                 &ctx,
             )
@@ -237,6 +305,7 @@ mod tests {
                     email: "nope".into(),
                     role: AdminRole::ReadOnly,
                     password_hash: None,
+                    invite: None,
                 },
                 &DecideContext {
                     now: OffsetDateTime::UNIX_EPOCH,

@@ -66,12 +66,24 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
                 state.by_key_hash.insert(key.key_hash, id);
             }
         }
+        AdminEvent::PasswordChanged(_) => {}
+        // A deleted admin's key stops working at once.
+        AdminEvent::Deleted(_) => {
+            state.admins.remove(&id);
+            if let Some(old) = state.key_of.remove(&id) {
+                state.by_key_hash.remove(&old);
+            }
+        }
     }
     Ok(())
 }
 
 pub fn projection() -> Arc<MemoryProjection<AdminIndex>> {
-    const REDUCERS: &[(&str, MemoryReduceFn<AdminIndex>)] =
-        &[("admin_create", reduce), ("admin_update", reduce)];
+    const REDUCERS: &[(&str, MemoryReduceFn<AdminIndex>)] = &[
+        ("admin_create", reduce),
+        ("admin_update", reduce),
+        ("admin_password_change", reduce),
+        ("admin_delete", reduce),
+    ];
     MemoryProjection::new("admin_index", REDUCERS)
 }

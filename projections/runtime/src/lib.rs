@@ -13,12 +13,14 @@
 //! - [`users`]: the users of the portal read model and their list queries.
 //! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
 //! - [`security`]: the in-memory failed-login counters every protocol shares.
+//! - [`outbox`]: emails waiting for a relay (invitations), and admin listings.
 //! - [`blobs`]: the blob store (logos) in the read store.
 
 pub mod admin_index;
 pub mod blobs;
 pub mod groups;
 pub mod memory;
+pub mod outbox;
 pub mod portal;
 pub mod progress;
 pub mod runtime;

@@ -40,6 +40,10 @@ pub static PORTAL: SqlProjection = SqlProjection {
             reduce: admin,
         },
         Reducer {
+            event_type: "admin_delete",
+            reduce: admin,
+        },
+        Reducer {
             event_type: "user_create",
             reduce: users::reduce,
         },
@@ -235,6 +239,13 @@ fn admin<'c>(
                         .execute(&mut *conn)
                         .await?;
                 }
+            }
+            AdminEvent::PasswordChanged(_) => {}
+            AdminEvent::Deleted(_) => {
+                sqlx::query("DELETE FROM admins WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         Ok(())

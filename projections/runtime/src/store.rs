@@ -157,6 +157,21 @@ const MIGRATIONS: &[Migration] = &[
               )",
         postgres: None,
     },
+    Migration {
+        version: 6,
+        name: "outbox: emails waiting to be sent",
+        sql: "CREATE TABLE IF NOT EXISTS outbox (
+                  id TEXT PRIMARY KEY,
+                  org_id TEXT NOT NULL,
+                  to_addr TEXT NOT NULL,
+                  subject TEXT NOT NULL,
+                  body TEXT NOT NULL,
+                  created_at TEXT NOT NULL,
+                  sent_at TEXT
+              );
+              CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent_at, created_at)",
+        postgres: None,
+    },
 ];
 
 impl ReadStore {

@@ -19,6 +19,18 @@ fn decode_to_current(e: &Envelope) -> (u32, Value) {
     if e.event_type.starts_with("organization_") {
         let ev = OrganizationEvent::decode(&e.event_type, e.schema_version, p).unwrap();
         (ev.schema_version(), ev.encode())
+    } else if e.event_type.starts_with("user_") || e.event_type.starts_with("totp_") {
+        let ev =
+            castellan_domain::user::UserEvent::decode(&e.event_type, e.schema_version, p).unwrap();
+        (ev.schema_version(), ev.encode())
+    } else if e.event_type.starts_with("group_") || e.event_type == "association_change" {
+        let ev = castellan_domain::user_group::UserGroupEvent::decode(
+            &e.event_type,
+            e.schema_version,
+            p,
+        )
+        .unwrap();
+        (ev.schema_version(), ev.encode())
     } else if e.event_type.starts_with("admin_") {
         let ev = AdminEvent::decode(&e.event_type, e.schema_version, p).unwrap();
         (ev.schema_version(), ev.encode())

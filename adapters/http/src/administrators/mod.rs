@@ -1,0 +1,194 @@
+//! `/api/administrators`: list, invite (create), delete, rotate an API key, accept an
+//! invitation; `/api/outbox`: the emails waiting for a relay.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use castellan_app::admins;
+use castellan_domain::admin::AdminRole;
+use castellan_domain::ObjectId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::organizations::update::parse;
+use crate::roles::{allows, Need};
+use crate::state::ApiState;
+
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    Ok(Json(state.store.admins(&caller.org.to_string()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAdmin {
+    email: String,
+    role: AdminRole,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let new: NewAdmin = parse(&headers, &body)?;
+    let created = admins::create(
+        &*state.log,
+        caller.org,
+        caller.meta,
+        &new.email,
+        new.role,
+        new.password,
+    )
+    .await?;
+    let mut invitation = false;
+    if let Some(token) = &created.invite_token {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let link = format!(
+            "http://{host}/api/administrators/invitations/accept?orgId={}&adminId={}&token={token}",
+            caller.org, created.id
+        );
+        let body = format!(
+            "You were invited to administer an organization in Castellan.\n\nSet your password within {} hours: POST {{\"password\": …}} to\n{link}\n",
+            admins::INVITE_HOURS
+        );
+        state
+            .store
+            .enqueue_mail(
+                &caller.org.to_string(),
+                &new.email.to_lowercase(),
+                "Your Castellan administrator invitation",
+                &body,
+            )
+            .await?;
+        invitation = true;
+    }
+    consistency::wait_for(&state, created.position).await?;
+    Ok((
+        StatusCode::CREATED,
+        [consistency::position_header(created.position)],
+        Json(
+            json!({"id": created.id.to_string(), "email": new.email.to_lowercase(), "role": new.role, "invitationSent": invitation}),
+        ),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let target: ObjectId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("administrator"))?;
+    let position = admins::delete(
+        &*state.log,
+        caller.org,
+        caller.admin.admin_id,
+        target,
+        caller.meta,
+    )
+    .await?;
+    consistency::wait_for(&state, position).await?;
+    // The deleted admin's key stops working before we answer.
+    state
+        .admins
+        .progress()
+        .wait_for(position, state.consistency_wait)
+        .await;
+    Ok((
+        [consistency::position_header(position)],
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+/// Any admin may rotate their own key; rotating another's needs admin management.
+pub async fn rotate_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let target: ObjectId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("administrator"))?;
+    if target != caller.admin.admin_id && !allows(caller.admin.role, Need::AdminManage) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only your own API key",
+        ));
+    }
+    let (key, position) =
+        admins::rotate_api_key(&*state.log, caller.org, target, caller.meta).await?;
+    state
+        .admins
+        .progress()
+        .wait_for(position, state.consistency_wait)
+        .await;
+    Ok(Json(
+        json!({"apiKey": key, "note": "shown once; the previous key no longer works"}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Accept {
+    org_id: String,
+    admin_id: String,
+    token: String,
+    password: String,
+}
+
+pub async fn accept(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let a: Accept = parse(&headers, &body)?;
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_field",
+            Some("token"),
+            "the link is invalid, used or expired",
+        )
+    };
+    let org: ObjectId = a.org_id.parse().map_err(|_| bad())?;
+    let admin: ObjectId = a.admin_id.parse().map_err(|_| bad())?;
+    let meta = castellan_domain::envelope::EventMeta::new(
+        state.clock.now(),
+        castellan_domain::envelope::Actor {
+            kind: castellan_domain::envelope::ActorKind::Admin,
+            id: Some(admin.to_string()),
+            email: None,
+        },
+    );
+    admins::accept_invitation(&*state.log, org, admin, meta, &a.token, a.password)
+        .await
+        .map_err(|e| match e {
+            castellan_app::AppError::Domain(castellan_domain::DomainError::NotFound { .. }) => {
+                bad()
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(json!({"passwordSet": true})))
+}
+
+pub async fn outbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    Ok(Json(state.store.outbox(&caller.org.to_string()).await?))
+}

@@ -51,6 +51,9 @@ async fn admin_with_key(node: &TestNode, root: &str, email: &str, role: &str) ->
     (id, key["apiKey"].as_str().unwrap().to_string())
 }
 
+/// (family, method, path, body, allowed for [administrator, manager, help_desk, read_only])
+type Case = (&'static str, &'static str, String, Option<Value>, [bool; 4]);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_gets_exactly_its_route_families() {
     let node = TestNode::embedded().await;
@@ -90,7 +93,7 @@ async fn every_role_gets_exactly_its_route_families() {
     let fresh = || n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for (ri, key) in keys.iter().enumerate() {
         let k = fresh();
-        let cases: Vec<(&str, &str, String, Option<Value>, [bool; 4])> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "read users",
                 "GET",

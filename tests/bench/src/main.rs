@@ -2,8 +2,10 @@
 //! peer the issue names, measured in the same run on the same machine.
 //!
 //!   cargo run --release -p castellan-bench -- append [--messages N] [--nats-sync always|default]
+//!   cargo run --release -p castellan-bench -- directory [--rows 10000] [--users 100000]
 
 mod append;
+mod directory;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +22,14 @@ enum Command {
     /// Event-log append throughput (raw JetStream vs Castellan's JetStream adapter;
     /// embedded SQLite single and batched) and append→projection latency.
     Append(append::Args),
+    /// CSV import against the argon2 ideal; user creation and 100k-user listing over HTTP.
+    Directory(directory::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Append(args) => append::run(args).await,
+        Command::Directory(args) => directory::run(args).await,
     }
 }

@@ -31,8 +31,16 @@ pub struct Args {
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -40,15 +48,26 @@ fn rss_mib() -> f64 {
 fn csv(rows: std::ops::Range<usize>, with_password: bool) -> String {
     let mut out = String::from("firstname,lastname,username,email,password\n");
     for i in rows {
-        let pw = if with_password { format!("bench passphrase {i}") } else { String::new() };
-        out.push_str(&format!("First{i},Last{i},user{i},user{i}@bench.test,{pw}\n"));
+        let pw = if with_password {
+            format!("bench passphrase {i}")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "First{i},Last{i},user{i},user{i}@bench.test,{pw}\n"
+        ));
     }
     out
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("# castellan-bench directory — {} CSV rows with passwords, {} users listed, {cores} cores", args.rows, args.users);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "# castellan-bench directory — {} CSV rows with passwords, {} users listed, {cores} cores",
+        args.rows, args.users
+    );
     println!();
 
     // One argon2id hash (m=19456 KiB, t=2, p=1), measured here.
@@ -65,18 +84,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let meta = || EventMeta::new(time::OffsetDateTime::now_utc(), Actor::system());
     let data = csv(0..args.rows, true);
     let started = Instant::now();
-    let summary = import::import(&*node.running.log, org.org_id, meta(), data.as_bytes(), false, cores * 2, |_, _| {})
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let summary = import::import(
+        &*node.running.log,
+        org.org_id,
+        meta(),
+        data.as_bytes(),
+        false,
+        cores * 2,
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let took = started.elapsed();
-    anyhow::ensure!(summary.imported as usize == args.rows, "imported {summary:?}");
+    anyhow::ensure!(
+        summary.imported as usize == args.rows,
+        "imported {summary:?}"
+    );
     let rate = args.rows as f64 / took.as_secs_f64();
     let ideal_rate = args.rows as f64 / ideal.as_secs_f64();
     println!("| CSV import with passwords | figure | target |");
     println!("|---|---|---|");
-    println!("| one argon2id hash (m=19456, t=2, p=1) | {:.1} ms | |", ms(hash));
-    println!("| ideal: {} rows × hash ÷ {cores} cores | {:.1} s = {ideal_rate:.0} rows/s | peer |", args.rows, ideal.as_secs_f64());
-    println!("| Castellan import | {:.1} s = {rate:.0} rows/s = **{:.2}× ideal** | ≥ 0.8× |", took.as_secs_f64(), rate / ideal_rate);
+    println!(
+        "| one argon2id hash (m=19456, t=2, p=1) | {:.1} ms | |",
+        ms(hash)
+    );
+    println!(
+        "| ideal: {} rows × hash ÷ {cores} cores | {:.1} s = {ideal_rate:.0} rows/s | peer |",
+        args.rows,
+        ideal.as_secs_f64()
+    );
+    println!(
+        "| Castellan import | {:.1} s = {rate:.0} rows/s = **{:.2}× ideal** | ≥ 0.8× |",
+        took.as_secs_f64(),
+        rate / ideal_rate
+    );
     println!();
 
     // API creates, one at a time.
@@ -104,12 +145,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.users > have {
         let data = csv(have..args.users, false);
         let started = Instant::now();
-        import::import(&*node.running.log, org.org_id, meta(), data.as_bytes(), false, cores * 4, |_, _| {})
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        import::import(
+            &*node.running.log,
+            org.org_id,
+            meta(),
+            data.as_bytes(),
+            false,
+            cores * 4,
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let took = started.elapsed();
         let head = node.running.log.head().await?;
-        node.running.portal.wait_for(head, Duration::from_secs(600)).await;
+        node.running
+            .portal
+            .wait_for(head, Duration::from_secs(600))
+            .await;
         println!(
             "| bulk import without passwords ({} users) | {:.0} rows/s | | until readable: {:.1} s |",
             args.users - have,
@@ -124,7 +176,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let started = Instant::now();
         let r = node
             .http
-            .get(node.url(&format!("/api/systemusers?limit=100&skip={skip}&sort=username")))
+            .get(node.url(&format!(
+                "/api/systemusers?limit=100&skip={skip}&sort=username"
+            )))
             .header("x-api-key", &key)
             .send()
             .await?;

@@ -119,3 +119,22 @@ impl From<castellan_projections::QueryError> for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
+
+/// The body of every error answer (for the OpenAPI document).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The field at fault, when there is one.
+    pub field: Option<String>,
+    /// Every violated rule, for invalid input.
+    pub errors: Option<Vec<ErrorItem>>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorItem {
+    pub field: String,
+    pub message: String,
+}

@@ -6,6 +6,7 @@
 //!   event metadata (actor, client IP, user agent, correlation id) of a request.
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
+//! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
 //! - [`error`]: JSON errors with a stable code and the field they name.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
@@ -18,6 +19,7 @@ pub mod administrators;
 pub mod auth;
 pub mod consistency;
 pub mod error;
+pub mod openapi;
 pub mod organizations;
 pub mod roles;
 pub mod state;
@@ -131,6 +133,7 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             roles::enforce,
         ))
+        .route("/openapi.json", get(openapi::document))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

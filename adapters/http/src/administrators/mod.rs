@@ -19,6 +19,13 @@ use crate::organizations::update::parse;
 use crate::roles::{allows, Need};
 use crate::state::ApiState;
 
+#[utoipa::path(
+    get,
+    path = "/api/administrators",
+    tag = "administrators",
+    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -35,6 +42,14 @@ struct NewAdmin {
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/administrators",
+    tag = "administrators",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 201, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
@@ -86,6 +101,14 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/administrators/{id}",
+    tag = "administrators",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 204, description = "done"), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
@@ -116,6 +139,14 @@ pub async fn delete(
 }
 
 /// Any admin may rotate their own key; rotating another's needs admin management.
+#[utoipa::path(
+    post,
+    path = "/api/administrators/{id}/apikey",
+    tag = "administrators",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn rotate_key(
     State(state): State<ApiState>,
     caller: Caller,
@@ -152,6 +183,13 @@ pub struct Accept {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/administrators/invitations/accept",
+    tag = "administrators",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+)]
 pub async fn accept(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -186,6 +224,13 @@ pub async fn accept(
     Ok(Json(json!({"passwordSet": true})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/outbox",
+    tag = "administrators",
+    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn outbox(
     State(state): State<ApiState>,
     caller: Caller,

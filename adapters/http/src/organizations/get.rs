@@ -17,6 +17,14 @@ pub struct ReadParams {
     pub min_position: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/organizations/{id}",
+    tag = "organizations",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

@@ -11,6 +11,13 @@ use crate::consistency;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
+#[utoipa::path(
+    get,
+    path = "/api/organizations",
+    tag = "organizations",
+    responses((status = 200, description = "done", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

@@ -14,6 +14,15 @@ use crate::consistency;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
+#[utoipa::path(
+    put,
+    path = "/api/organizations/{id}/logo",
+    tag = "organizations",
+    params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 413, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn put(
     State(state): State<ApiState>,
     caller: Caller,
@@ -39,6 +48,14 @@ pub async fn put(
     super::read_back(&state, &id, done.position).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/organizations/{id}/logo",
+    tag = "organizations",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 204, description = "done"), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
@@ -54,6 +71,13 @@ pub async fn delete(
 }
 
 /// Public: the logo appears on the login page and in emails.
+#[utoipa::path(
+    get,
+    path = "/api/organizations/{id}/logo",
+    tag = "organizations",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "the image", content_type = "image/png"), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+)]
 pub async fn get(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -20,6 +20,14 @@ async fn run(
     super::read_back(&state, &caller.org.to_string(), &id, done.position).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/{id}/unlock",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn unlock(
     State(s): State<ApiState>,
     c: Caller,
@@ -28,6 +36,14 @@ pub async fn unlock(
     run(s, c, id, UserCommand::Unlock).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/{id}/expire",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn expire(
     State(s): State<ApiState>,
     c: Caller,
@@ -36,6 +52,14 @@ pub async fn expire(
     run(s, c, id, UserCommand::ExpirePassword).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/{id}/resetmfa",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn reset_mfa(
     State(s): State<ApiState>,
     c: Caller,
@@ -44,6 +68,14 @@ pub async fn reset_mfa(
     run(s, c, id, UserCommand::ResetMfa).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/{id}/state/activate",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn activate(
     State(s): State<ApiState>,
     c: Caller,

@@ -10,6 +10,14 @@ use crate::consistency;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
+#[utoipa::path(
+    delete,
+    path = "/api/systemusers/{id}",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

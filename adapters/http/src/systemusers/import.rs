@@ -63,6 +63,14 @@ async fn csv_bytes(request: Request, state: &ApiState) -> Result<Bytes, ApiError
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/import",
+    tag = "systemusers",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 413, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

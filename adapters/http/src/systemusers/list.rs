@@ -164,6 +164,13 @@ pub fn parse_v2_groups(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/systemusers",
+    tag = "systemusers",
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,

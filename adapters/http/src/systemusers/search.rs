@@ -31,6 +31,14 @@ struct SearchFilter {
     fields: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/search/systemusers",
+    tag = "systemusers",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     caller: Caller,
@@ -39,11 +47,14 @@ pub async fn handle(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let mut q = super::list::parse(raw.as_deref())?;
-    let body: Body = if body.is_empty() {
-        Body::default()
-    } else {
-        parse(&headers, &body)?
-    };
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            None,
+            "send a JSON body ({} searches everything)",
+        ));
+    }
+    let body: Body = parse(&headers, &body)?;
     let _ = body.fields;
     for f in &body.filter {
         for (field, value) in f {

@@ -23,6 +23,14 @@ pub struct Targets {
     targets: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/usergroups/{id}/associations",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id"), ("targets" = String, Query, description = "ldap_server, radius_server, application, system_group or system")),
+    responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -46,6 +54,15 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/usergroups/{id}/associations",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 204, description = "done"), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn change(
     State(state): State<ApiState>,
     caller: Caller,

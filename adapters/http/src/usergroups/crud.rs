@@ -32,6 +32,13 @@ fn fields(mut body: Map<String, Value>) -> Map<String, Value> {
     body
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/usergroups",
+    tag = "usergroups",
+    responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -43,6 +50,14 @@ pub async fn list(
     Ok(([("x-total-count", HeaderValue::from(total))], Json(groups)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/usergroups",
+    tag = "usergroups",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
@@ -60,6 +75,14 @@ pub async fn create(
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/usergroups/{id}",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(state): State<ApiState>,
     caller: Caller,
@@ -70,6 +93,15 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(
+    method(put, patch),
+    path = "/api/v2/usergroups/{id}",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
@@ -83,6 +115,14 @@ pub async fn update(
     read_back(&state, &caller.org.to_string(), &id, done.position).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/usergroups/{id}",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,

@@ -27,6 +27,14 @@ pub struct MemberOp {
     pub attributes: Option<Value>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/usergroups/{id}/members",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
@@ -37,6 +45,14 @@ pub async fn list(
     Ok(Json(state.store.group_members(&org, &id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/usergroups/{id}/membership",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn membership(
     State(state): State<ApiState>,
     caller: Caller,
@@ -47,6 +63,15 @@ pub async fn membership(
     Ok(Json(state.store.group_membership(&org, &id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/usergroups/{id}/members",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 204, description = "done"), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn change(
     State(state): State<ApiState>,
     caller: Caller,
@@ -81,6 +106,14 @@ pub async fn change(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/users/{id}/memberof",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
 pub async fn memberof(
     State(state): State<ApiState>,
     caller: Caller,

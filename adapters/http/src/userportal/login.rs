@@ -47,6 +47,13 @@ pub fn org(c: &Credentials) -> Result<ObjectId, ApiError> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/userportal/login",
+    tag = "userportal",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+)]
 pub async fn handle(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

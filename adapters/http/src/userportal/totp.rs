@@ -49,6 +49,13 @@ async fn authenticate(state: &ApiState, c: &Credentials) -> Result<(ObjectId, Ob
     Ok((org, id))
 }
 
+#[utoipa::path(
+    post,
+    path = "/userportal/totp/start",
+    tag = "userportal",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+)]
 pub async fn start(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -76,6 +83,13 @@ pub async fn start(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/userportal/totp/finish",
+    tag = "userportal",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+)]
 pub async fn finish(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

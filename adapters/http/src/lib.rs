@@ -7,6 +7,7 @@
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
+//! - [`schemas`]: request bodies as the OpenAPI document describes them.
 //! - [`error`]: JSON errors with a stable code and the field they name.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
@@ -22,6 +23,7 @@ pub mod error;
 pub mod openapi;
 pub mod organizations;
 pub mod roles;
+pub mod schemas;
 pub mod state;
 pub mod systemusers;
 pub mod usergroups;

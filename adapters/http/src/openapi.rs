@@ -47,7 +47,7 @@ use utoipa::{Modify, OpenApi};
         crate::userportal::totp::start,
         crate::userportal::totp::finish
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorItem)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorItem, crate::schemas::NewUser, crate::schemas::NewAdmin, crate::schemas::AcceptInvitation, crate::schemas::Login, crate::schemas::TotpFinish)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;

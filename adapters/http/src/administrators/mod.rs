@@ -46,7 +46,7 @@ struct NewAdmin {
     post,
     path = "/api/administrators",
     tag = "administrators",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::NewAdmin, content_type = "application/json"),
     responses((status = 201, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
@@ -187,7 +187,7 @@ pub struct Accept {
     post,
     path = "/api/administrators/invitations/accept",
     tag = "administrators",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::AcceptInvitation, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn accept(
@@ -197,9 +197,9 @@ pub async fn accept(
 ) -> Result<Json<Value>, ApiError> {
     let a: Accept = parse(&headers, &body)?;
     let bad = || {
-        ApiError::bad_request(
-            "invalid_field",
-            Some("token"),
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_link",
             "the link is invalid, used or expired",
         )
     };
@@ -219,6 +219,7 @@ pub async fn accept(
             castellan_app::AppError::Domain(castellan_domain::DomainError::NotFound { .. }) => {
                 bad()
             }
+            castellan_app::AppError::Domain(ref d) if d.field() == Some("token") => bad(),
             other => other.into(),
         })?;
     Ok(Json(json!({"passwordSet": true})))

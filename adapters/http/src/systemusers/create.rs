@@ -31,7 +31,7 @@ pub fn parse_state(value: Option<Value>) -> Result<Option<UserState>, ApiError> 
     post,
     path = "/api/systemusers",
     tag = "systemusers",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::NewUser, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

@@ -51,7 +51,7 @@ pub fn org(c: &Credentials) -> Result<ObjectId, ApiError> {
     post,
     path = "/userportal/login",
     tag = "userportal",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::Login, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn handle(

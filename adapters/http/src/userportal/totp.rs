@@ -53,7 +53,7 @@ async fn authenticate(state: &ApiState, c: &Credentials) -> Result<(ObjectId, Ob
     post,
     path = "/userportal/totp/start",
     tag = "userportal",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::Login, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn start(
@@ -87,7 +87,7 @@ pub async fn start(
     post,
     path = "/userportal/totp/finish",
     tag = "userportal",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::TotpFinish, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn finish(

@@ -215,13 +215,8 @@ async fn invitations_set_a_password_once_and_nobody_deletes_themselves() {
             "orgId": acme.org_id.to_string(), "adminId": invited["id"], "token": token, "password": password
         })).send()
     };
-    assert_eq!(
-        accept("wrong".into(), "a fine passphrase")
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
+    let wrong = accept("wrong".into(), "a fine passphrase").await.unwrap();
+    assert_eq!(wrong.status(), 401, "{}", wrong.text().await.unwrap());
     assert_eq!(
         accept(token.clone(), "short").await.unwrap().status(),
         400,
@@ -237,7 +232,7 @@ async fn invitations_set_a_password_once_and_nobody_deletes_themselves() {
     let again = accept(token, "another passphrase").await.unwrap();
     assert_eq!(
         again.status(),
-        400,
+        401,
         "the link works once: {}",
         again.text().await.unwrap()
     );

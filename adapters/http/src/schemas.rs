@@ -1,0 +1,109 @@
+//! Request bodies as the OpenAPI document describes them. Handlers parse bodies into
+//! JSON maps and validate them in the domain (which reports every problem at once);
+//! these types only describe the accepted shape, so the document tells clients (and
+//! schemathesis) what a valid request is.
+
+#![allow(dead_code, non_snake_case)]
+
+use utoipa::ToSchema;
+
+/// An address with one `@` and a dot in the domain.
+const EMAIL: &str = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$";
+const USERNAME: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+const OBJECT_ID: &str = r"^[0-9a-f]{24}$";
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    pub username: String,
+    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    pub email: String,
+    #[schema(max_length = 256)]
+    pub firstname: Option<String>,
+    #[schema(max_length = 256)]
+    pub lastname: Option<String>,
+    #[schema(max_length = 256)]
+    pub displayname: Option<String>,
+    #[schema(max_length = 256)]
+    pub description: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "jobTitle")]
+    pub job_title: Option<String>,
+    #[schema(max_length = 256)]
+    pub department: Option<String>,
+    pub sudo: Option<bool>,
+    pub passwordless_sudo: Option<bool>,
+    pub ldap_binding_user: Option<bool>,
+    pub samba_service_user: Option<bool>,
+    /// At least 8 characters (the default policy; an organization may ask more).
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdmin {
+    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    pub email: String,
+    #[schema(inline)]
+    pub role: Role,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    AdministratorWithBilling,
+    Administrator,
+    Manager,
+    HelpDesk,
+    ReadOnly,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct AcceptInvitation {
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub orgId: String,
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub adminId: String,
+    #[schema(max_length = 128)]
+    pub token: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct Login {
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub orgId: String,
+    #[schema(max_length = 256)]
+    pub username: String,
+    #[schema(max_length = 1024)]
+    pub password: String,
+    #[schema(pattern = r"^[0-9]{6}$")]
+    pub totp: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct TotpFinish {
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub orgId: String,
+    #[schema(max_length = 256)]
+    pub username: String,
+    #[schema(max_length = 1024)]
+    pub password: String,
+    #[schema(pattern = r"^[0-9]{6}$")]
+    pub code: String,
+}
+
+pub fn _patterns() -> [&'static str; 3] {
+    [EMAIL, USERNAME, OBJECT_ID]
+}

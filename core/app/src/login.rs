@@ -77,6 +77,12 @@ pub async fn user_login(
     req: LoginRequest,
 ) -> Result<LoginOutcome, AppError> {
     let now = meta.occurred_at;
+    let rec = Recorder {
+        log,
+        org,
+        meta: &meta,
+        req: &req,
+    };
     let (policy, _) = users::org_policy(log, org).await?;
     let owner = unique::holder_of(log, org, "username", &req.username).await?;
     let user_id: Option<ObjectId> = owner.and_then(|o| o.parse().ok());
@@ -97,18 +103,8 @@ pub async fn user_login(
         .await
         .unwrap_or(false);
     let (Some(id), Some(user)) = (user_id, user) else {
-        record(
-            log,
-            org,
-            &meta,
-            &req,
-            None,
-            false,
-            false,
-            "invalid credentials",
-            false,
-        )
-        .await?;
+        rec.record(None, false, false, "invalid credentials", false)
+            .await?;
         return Ok(LoginOutcome::Failure {
             reason: "invalid credentials",
         });
@@ -125,42 +121,18 @@ pub async fn user_login(
         }
     }
     if locked {
-        record(
-            log,
-            org,
-            &meta,
-            &req,
-            Some(id),
-            false,
-            false,
-            "account locked",
-            false,
-        )
-        .await?;
+        rec.record(Some(id), false, false, "account locked", false)
+            .await?;
         return Ok(LoginOutcome::Failure {
             reason: "invalid credentials",
         });
     }
     if !password_ok || user.password_hash.is_none() {
-        let position = record(
-            log,
-            org,
-            &meta,
-            &req,
-            Some(id),
-            false,
-            false,
-            "invalid credentials",
-            true,
-        )
-        .await?;
-        if policy.max_login_attempts > 0 {
-            let since =
-                now - time::Duration::minutes(policy.reset_lockout_counter_minutes.max(1) as i64);
-            if counter.failures(org, id, since, position).await >= policy.max_login_attempts {
-                execute::<User>(log, org, &id.to_string(), meta.clone(), UserCommand::Lock).await?;
-            }
-        }
+        let position = rec
+            .record(Some(id), false, false, "invalid credentials", true)
+            .await?;
+        rec.lock_if_over_limit(counter, &policy, id, position)
+            .await?;
         return Ok(LoginOutcome::Failure {
             reason: "invalid credentials",
         });
@@ -171,7 +143,7 @@ pub async fn user_login(
         UserState::Activated => None,
     };
     if let Some(reason) = state_problem {
-        record(log, org, &meta, &req, Some(id), false, false, reason, false).await?;
+        rec.record(Some(id), false, false, reason, false).await?;
         return Ok(LoginOutcome::Failure { reason });
     }
     let expired_by_age = policy.password_expiration_in_days > 0
@@ -189,28 +161,14 @@ pub async fn user_login(
         .await?;
     }
     if expired_by_age || user.password_status == PasswordStatus::Expired {
-        record(
-            log,
-            org,
-            &meta,
-            &req,
-            Some(id),
-            false,
-            false,
-            "password expired",
-            false,
-        )
-        .await?;
+        rec.record(Some(id), false, false, "password expired", false)
+            .await?;
         return Ok(LoginOutcome::Failure {
             reason: "the password has expired",
         });
     }
     if user.mfa_enrollment_expired(now) {
-        record(
-            log,
-            org,
-            &meta,
-            &req,
+        rec.record(
             Some(id),
             false,
             false,
@@ -227,85 +185,94 @@ pub async fn user_login(
             return Ok(LoginOutcome::MfaRequired);
         };
         if let Err(e) = totp::verify(log, org, id, meta.clone(), code).await {
-            let position = record(
-                log,
-                org,
-                &meta,
-                &req,
-                Some(id),
-                false,
-                true,
-                "invalid mfa code",
-                true,
-            )
-            .await?;
+            let position = rec
+                .record(Some(id), false, true, "invalid mfa code", true)
+                .await?;
             tracing::debug!(error = %e, "TOTP refused");
-            if policy.max_login_attempts > 0 {
-                let since = now
-                    - time::Duration::minutes(policy.reset_lockout_counter_minutes.max(1) as i64);
-                if counter.failures(org, id, since, position).await >= policy.max_login_attempts {
-                    execute::<User>(log, org, &id.to_string(), meta.clone(), UserCommand::Lock)
-                        .await?;
-                }
-            }
+            rec.lock_if_over_limit(counter, &policy, id, position)
+                .await?;
             return Ok(LoginOutcome::Failure {
                 reason: "invalid MFA code",
             });
         }
     }
-    record(
-        log,
-        org,
-        &meta,
-        &req,
-        Some(id),
-        true,
-        user.totp_enrolled,
-        "",
-        false,
-    )
-    .await?;
+    rec.record(Some(id), true, user.totp_enrolled, "", false)
+        .await?;
     Ok(LoginOutcome::Success {
         user: id,
         mfa: user.totp_enrolled,
     })
 }
 
-/// Appends the `user_login_attempt` authentication event; its position.
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    log: &dyn EventLog,
+/// Writes the attempts of one login.
+struct Recorder<'a> {
+    log: &'a dyn EventLog,
     org: ObjectId,
-    meta: &EventMeta,
-    req: &LoginRequest,
-    user: Option<ObjectId>,
-    success: bool,
-    mfa: bool,
-    error: &str,
-    counts_toward_lockout: bool,
-) -> Result<u64, AppError> {
-    let payload = json!({
-        "success": success,
-        "username": req.username,
-        "resource": {"type": "user", "id": user.map(|u| u.to_string()), "username": req.username},
-        "auth_method": "password",
-        "mfa": mfa,
-        "mfa_meta": {"type": if mfa { "totp" } else { "none" }},
-        "error_message": if error.is_empty() { serde_json::Value::Null } else { json!(error) },
-        "counts_toward_lockout": counts_toward_lockout,
-    });
-    let commit = Commit {
-        commit_id: Uuid::now_v7(),
-        org_id: org,
-        stream: StreamId::auth(req.service),
-        expected: ExpectedVersion::Any,
-        meta: meta.clone(),
-        events: vec![NewEvent {
-            event_id: new_event_id(),
-            event_type: "user_login_attempt".into(),
-            schema_version: 1,
-            payload,
-        }],
-    };
-    Ok(log.append(commit).await?.position)
+    meta: &'a EventMeta,
+    req: &'a LoginRequest,
+}
+
+impl Recorder<'_> {
+    /// Locks the account when the shared counter, having seen the failure at
+    /// `position`, reaches the policy's limit within its window.
+    async fn lock_if_over_limit(
+        &self,
+        counter: &dyn FailureCounter,
+        policy: &castellan_domain::password_policy::PasswordPolicy,
+        user: ObjectId,
+        position: u64,
+    ) -> Result<(), AppError> {
+        if policy.max_login_attempts == 0 {
+            return Ok(());
+        }
+        let window = time::Duration::minutes(policy.reset_lockout_counter_minutes.max(1) as i64);
+        let since = self.meta.occurred_at - window;
+        if counter.failures(self.org, user, since, position).await >= policy.max_login_attempts {
+            execute::<User>(
+                self.log,
+                self.org,
+                &user.to_string(),
+                self.meta.clone(),
+                UserCommand::Lock,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Appends the `user_login_attempt` authentication event; its position.
+    async fn record(
+        &self,
+        user: Option<ObjectId>,
+        success: bool,
+        mfa: bool,
+        error: &str,
+        counts_toward_lockout: bool,
+    ) -> Result<u64, AppError> {
+        let (log, org, meta, req) = (self.log, self.org, self.meta, self.req);
+        let payload = json!({
+            "success": success,
+            "username": req.username,
+            "resource": {"type": "user", "id": user.map(|u| u.to_string()), "username": req.username},
+            "auth_method": "password",
+            "mfa": mfa,
+            "mfa_meta": {"type": if mfa { "totp" } else { "none" }},
+            "error_message": if error.is_empty() { serde_json::Value::Null } else { json!(error) },
+            "counts_toward_lockout": counts_toward_lockout,
+        });
+        let commit = Commit {
+            commit_id: Uuid::now_v7(),
+            org_id: org,
+            stream: StreamId::auth(req.service),
+            expected: ExpectedVersion::Any,
+            meta: meta.clone(),
+            events: vec![NewEvent {
+                event_id: new_event_id(),
+                event_type: "user_login_attempt".into(),
+                schema_version: 1,
+                payload,
+            }],
+        };
+        Ok(log.append(commit).await?.position)
+    }
 }

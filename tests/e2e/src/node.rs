@@ -73,6 +73,27 @@ impl TestNode {
         done
     }
 
+    /// Sends `method path` with the API key (and a JSON body); the status and JSON answer.
+    pub async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method: reqwest::Method = method.parse().expect("an HTTP method");
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("x-api-key", key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("the node answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

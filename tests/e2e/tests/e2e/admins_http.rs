@@ -4,49 +4,26 @@
 use castellan_e2e::node::TestNode;
 use serde_json::{json, Value};
 
-async fn call(
-    node: &TestNode,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = node.url(path);
-    let req = match method {
-        "GET" => node.http.get(url),
-        "POST" => node.http.post(url),
-        "PUT" => node.http.put(url),
-        _ => node.http.delete(url),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let r = req.header("x-api-key", key).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// An admin of `role` with a key, created through the API.
 async fn admin_with_key(node: &TestNode, root: &str, email: &str, role: &str) -> (String, String) {
-    let (s, created) = call(
-        node,
-        root,
-        "POST",
-        "/api/administrators",
-        Some(json!({"email": email, "role": role, "password": "an admin passphrase"})),
-    )
-    .await;
+    let (s, created) = node
+        .call(
+            root,
+            "POST",
+            "/api/administrators",
+            Some(json!({"email": email, "role": role, "password": "an admin passphrase"})),
+        )
+        .await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
-    let (s, key) = call(
-        node,
-        root,
-        "POST",
-        &format!("/api/administrators/{id}/apikey"),
-        None,
-    )
-    .await;
+    let (s, key) = node
+        .call(
+            root,
+            "POST",
+            &format!("/api/administrators/{id}/apikey"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{key}");
     (id, key["apiKey"].as_str().unwrap().to_string())
 }
@@ -60,23 +37,23 @@ async fn every_role_gets_exactly_its_route_families() {
     let acme = node.bootstrap("Acme", "root@acme.test").await;
     let root = &acme.api_key;
     let org = acme.org_id.to_string();
-    let (_, user) = call(
-        &node,
-        root,
-        "POST",
-        "/api/systemusers",
-        Some(json!({"username": "target", "email": "target@acme.test"})),
-    )
-    .await;
+    let (_, user) = node
+        .call(
+            root,
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "target", "email": "target@acme.test"})),
+        )
+        .await;
     let user_id = user["id"].as_str().unwrap().to_string();
-    let (_, group) = call(
-        &node,
-        root,
-        "POST",
-        "/api/v2/usergroups",
-        Some(json!({"name": "g"})),
-    )
-    .await;
+    let (_, group) = node
+        .call(
+            root,
+            "POST",
+            "/api/v2/usergroups",
+            Some(json!({"name": "g"})),
+        )
+        .await;
     let group_id = group["id"].as_str().unwrap().to_string();
 
     let roles = ["administrator", "manager", "help_desk", "read_only"];
@@ -159,7 +136,7 @@ async fn every_role_gets_exactly_its_route_families() {
             ),
         ];
         for (family, method, path, body, allowed) in cases {
-            let (s, answer) = call(&node, key, method, &path, body).await;
+            let (s, answer) = node.call(key, method, &path, body).await;
             if allowed[ri] {
                 assert!(
                     s < 400,
@@ -183,17 +160,17 @@ async fn invitations_set_a_password_once_and_nobody_deletes_themselves() {
     let node = TestNode::embedded().await;
     let acme = node.bootstrap("Acme", "root@acme.test").await;
     let root = &acme.api_key;
-    let (s, invited) = call(
-        &node,
-        root,
-        "POST",
-        "/api/administrators",
-        Some(json!({"email": "New@Acme.test", "role": "manager"})),
-    )
-    .await;
+    let (s, invited) = node
+        .call(
+            root,
+            "POST",
+            "/api/administrators",
+            Some(json!({"email": "New@Acme.test", "role": "manager"})),
+        )
+        .await;
     assert_eq!(s, 201);
     assert_eq!(invited["invitationSent"], true);
-    let (_, outbox) = call(&node, root, "GET", "/api/outbox", None).await;
+    let (_, outbox) = node.call(root, "GET", "/api/outbox", None).await;
     let mail = outbox
         .as_array()
         .unwrap()
@@ -238,35 +215,35 @@ async fn invitations_set_a_password_once_and_nobody_deletes_themselves() {
     );
 
     // The same email cannot be invited twice.
-    let (s, _) = call(
-        &node,
-        root,
-        "POST",
-        "/api/administrators",
-        Some(json!({"email": "new@acme.test", "role": "manager"})),
-    )
-    .await;
+    let (s, _) = node
+        .call(
+            root,
+            "POST",
+            "/api/administrators",
+            Some(json!({"email": "new@acme.test", "role": "manager"})),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, e) = call(
-        &node,
-        root,
-        "DELETE",
-        &format!("/api/administrators/{}", acme.admin_id),
-        None,
-    )
-    .await;
+    let (s, e) = node
+        .call(
+            root,
+            "DELETE",
+            &format!("/api/administrators/{}", acme.admin_id),
+            None,
+        )
+        .await;
     assert_eq!(s, 400, "{e}");
     assert!(e["message"].as_str().unwrap().contains("own account"));
-    let (s, _) = call(
-        &node,
-        root,
-        "DELETE",
-        &format!("/api/administrators/{}", invited["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let (s, _) = node
+        .call(
+            root,
+            "DELETE",
+            &format!("/api/administrators/{}", invited["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (_, admins) = call(&node, root, "GET", "/api/administrators", None).await;
+    let (_, admins) = node.call(root, "GET", "/api/administrators", None).await;
     assert_eq!(admins.as_array().unwrap().len(), 1);
 }
 
@@ -276,51 +253,42 @@ async fn a_deleted_admins_key_stops_working_and_keys_rotate() {
     let acme = node.bootstrap("Acme", "root@acme.test").await;
     let root = &acme.api_key;
     let (id, key) = admin_with_key(&node, root, "ro@acme.test", "read_only").await;
-    let (s, _) = call(&node, &key, "GET", "/api/systemusers", None).await;
+    let (s, _) = node.call(&key, "GET", "/api/systemusers", None).await;
     assert_eq!(s, 200);
     // A read-only admin may rotate their own key, not another's.
-    let (s, _) = call(
-        &node,
-        &key,
-        "POST",
-        &format!("/api/administrators/{}/apikey", acme.admin_id),
-        None,
-    )
-    .await;
+    let (s, _) = node
+        .call(
+            &key,
+            "POST",
+            &format!("/api/administrators/{}/apikey", acme.admin_id),
+            None,
+        )
+        .await;
     assert_eq!(s, 403);
-    let (s, rotated) = call(
-        &node,
-        &key,
-        "POST",
-        &format!("/api/administrators/{id}/apikey"),
-        None,
-    )
-    .await;
+    let (s, rotated) = node
+        .call(
+            &key,
+            "POST",
+            &format!("/api/administrators/{id}/apikey"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     let new_key = rotated["apiKey"].as_str().unwrap().to_string();
     assert_eq!(
-        call(&node, &key, "GET", "/api/systemusers", None).await.0,
+        node.call(&key, "GET", "/api/systemusers", None).await.0,
         401
     );
     assert_eq!(
-        call(&node, &new_key, "GET", "/api/systemusers", None)
-            .await
-            .0,
+        node.call(&new_key, "GET", "/api/systemusers", None).await.0,
         200
     );
-    let (s, _) = call(
-        &node,
-        root,
-        "DELETE",
-        &format!("/api/administrators/{id}"),
-        None,
-    )
-    .await;
+    let (s, _) = node
+        .call(root, "DELETE", &format!("/api/administrators/{id}"), None)
+        .await;
     assert_eq!(s, 204);
     assert_eq!(
-        call(&node, &new_key, "GET", "/api/systemusers", None)
-            .await
-            .0,
+        node.call(&new_key, "GET", "/api/systemusers", None).await.0,
         401
     );
 }

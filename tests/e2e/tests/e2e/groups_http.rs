@@ -4,29 +4,6 @@
 use castellan_e2e::node::TestNode;
 use serde_json::{json, Value};
 
-async fn send(
-    node: &TestNode,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = node.url(path);
-    let req = match method {
-        "GET" => node.http.get(url),
-        "POST" => node.http.post(url),
-        "PUT" => node.http.put(url),
-        _ => node.http.delete(url),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let r = req.header("x-api-key", key).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn groups_members_and_associations_work_both_ways() {
     let node = TestNode::embedded().await;
@@ -34,7 +11,7 @@ async fn groups_members_and_associations_work_both_ways() {
     let other = node.bootstrap("Other", "root@other.test").await;
     let key = &acme.api_key;
 
-    let (s, eng) = send(&node, key, "POST", "/api/v2/usergroups", Some(json!({
+    let (s, eng) = node.call(key, "POST", "/api/v2/usergroups", Some(json!({
         "name": "Engineering",
         "description": "builders",
         "attributes": {
@@ -50,38 +27,36 @@ async fn groups_members_and_associations_work_both_ways() {
     let gid = eng["id"].as_str().unwrap().to_string();
 
     // Uniqueness: name (any case), GID, Linux name (case-sensitive).
-    let (s, e) = send(
-        &node,
-        key,
-        "POST",
-        "/api/v2/usergroups",
-        Some(json!({"name": "ENGINEERING"})),
-    )
-    .await;
+    let (s, e) = node
+        .call(
+            key,
+            "POST",
+            "/api/v2/usergroups",
+            Some(json!({"name": "ENGINEERING"})),
+        )
+        .await;
     assert_eq!((s, e["field"].as_str()), (409, Some("group_name")), "{e}");
-    let (s, _) = send(
-        &node,
-        key,
+    let (s, _) = node.call(key,
         "POST",
         "/api/v2/usergroups",
         Some(json!({"name": "Ops", "attributes": {"posixGroups": [{"name": "ops", "id": 7000}]}})),
     )
     .await;
     assert_eq!(s, 409);
-    let (s, ops) = send(&node, key, "POST", "/api/v2/usergroups", Some(json!({"name": "Ops", "attributes": {"posixGroups": [{"name": "Engineers", "id": 7001}]}}))).await;
+    let (s, ops) = node.call(key, "POST", "/api/v2/usergroups", Some(json!({"name": "Ops", "attributes": {"posixGroups": [{"name": "Engineers", "id": 7001}]}}))).await;
     assert_eq!(s, 200, "Linux names are case-sensitive: {ops}");
-    let (s, e) = send(&node, key, "POST", "/api/v2/usergroups", Some(json!({"name": "Bad", "attributes": {"radius": {"reply": [{"name": "Not-An-Attribute", "value": "1"}]}, "posixGroups": [{"name": "Bad", "id": 1}]}}))).await;
+    let (s, e) = node.call(key, "POST", "/api/v2/usergroups", Some(json!({"name": "Bad", "attributes": {"radius": {"reply": [{"name": "Not-An-Attribute", "value": "1"}]}, "posixGroups": [{"name": "Bad", "id": 1}]}}))).await;
     assert_eq!(s, 400);
     assert_eq!(e["errors"].as_array().unwrap().len(), 2, "{e}");
 
-    let (_, alice) = send(
-        &node,
-        key,
-        "POST",
-        "/api/systemusers",
-        Some(json!({"username": "alice", "email": "alice@acme.test"})),
-    )
-    .await;
+    let (_, alice) = node
+        .call(
+            key,
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "alice", "email": "alice@acme.test"})),
+        )
+        .await;
     let alice_id = alice["id"].as_str().unwrap().to_string();
     let members = format!("/api/v2/usergroups/{gid}/members");
     let r = node
@@ -93,39 +68,39 @@ async fn groups_members_and_associations_work_both_ways() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (_, list) = send(&node, key, "GET", &members, None).await;
+    let (_, list) = node.call(key, "GET", &members, None).await;
     assert_eq!(
         list,
         json!([{"to": {"type": "user", "id": alice_id, "attributes": null}, "attributes": null}])
     );
-    let (_, groups) = send(
-        &node,
-        key,
-        "GET",
-        &format!("/api/v2/users/{alice_id}/memberof"),
-        None,
-    )
-    .await;
+    let (_, groups) = node
+        .call(
+            key,
+            "GET",
+            &format!("/api/v2/users/{alice_id}/memberof"),
+            None,
+        )
+        .await;
     assert_eq!(groups[0]["id"], gid.as_str());
-    let (_, membership) = send(
-        &node,
-        key,
-        "GET",
-        &format!("/api/v2/usergroups/{gid}/membership"),
-        None,
-    )
-    .await;
+    let (_, membership) = node
+        .call(
+            key,
+            "GET",
+            &format!("/api/v2/usergroups/{gid}/membership"),
+            None,
+        )
+        .await;
     assert_eq!(membership[0]["paths"][0][0]["to"]["id"], alice_id.as_str());
 
     // A user of another org cannot be added; another org's key sees nothing.
-    let (_, stranger) = send(
-        &node,
-        &other.api_key,
-        "POST",
-        "/api/systemusers",
-        Some(json!({"username": "zed", "email": "zed@other.test"})),
-    )
-    .await;
+    let (_, stranger) = node
+        .call(
+            &other.api_key,
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "zed", "email": "zed@other.test"})),
+        )
+        .await;
     let r = node
         .http
         .post(node.url(&members))
@@ -140,7 +115,7 @@ async fn groups_members_and_associations_work_both_ways() {
         members.clone(),
         format!("/api/v2/usergroups/{gid}/associations?targets=radius_server"),
     ] {
-        let (s, _) = send(&node, &other.api_key, "GET", &path, None).await;
+        let (s, _) = node.call(&other.api_key, "GET", &path, None).await;
         assert_eq!(s, 404, "{path}");
     }
 
@@ -155,16 +130,11 @@ async fn groups_members_and_associations_work_both_ways() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (_, edges) = send(
-        &node,
-        key,
-        "GET",
-        &format!("{assoc}?targets=radius_server"),
-        None,
-    )
-    .await;
+    let (_, edges) = node
+        .call(key, "GET", &format!("{assoc}?targets=radius_server"), None)
+        .await;
     assert_eq!(edges[0]["to"]["id"], "5f0c1a2b3c4d5e6f70819299");
-    let (s, _) = send(&node, key, "GET", &assoc, None).await;
+    let (s, _) = node.call(key, "GET", &assoc, None).await;
     assert_eq!(s, 400, "targets is required");
 
     // Lists are arrays with x-total-count; sorted by name.
@@ -186,26 +156,16 @@ async fn groups_members_and_associations_work_both_ways() {
     assert_eq!(names, ["Ops", "Engineering"]);
 
     // Deleting the user removes it from the group; deleting the group frees its name.
-    let (s, _) = send(
-        &node,
-        key,
-        "DELETE",
-        &format!("/api/systemusers/{alice_id}"),
-        None,
-    )
-    .await;
+    let (s, _) = node
+        .call(key, "DELETE", &format!("/api/systemusers/{alice_id}"), None)
+        .await;
     assert_eq!(s, 200);
-    let (_, list) = send(&node, key, "GET", &members, None).await;
+    let (_, list) = node.call(key, "GET", &members, None).await;
     assert_eq!(list, json!([]));
-    let (s, _) = send(
-        &node,
-        key,
-        "DELETE",
-        &format!("/api/v2/usergroups/{gid}"),
-        None,
-    )
-    .await;
+    let (s, _) = node
+        .call(key, "DELETE", &format!("/api/v2/usergroups/{gid}"), None)
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = send(&node, key, "POST", "/api/v2/usergroups", Some(json!({"name": "engineering", "attributes": {"posixGroups": [{"name": "engineers", "id": 7000}]}}))).await;
+    let (s, _) = node.call(key, "POST", "/api/v2/usergroups", Some(json!({"name": "engineering", "attributes": {"posixGroups": [{"name": "engineers", "id": 7000}]}}))).await;
     assert_eq!(s, 200);
 }

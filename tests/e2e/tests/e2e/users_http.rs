@@ -6,28 +6,11 @@ use castellan_e2e::node::TestNode;
 use serde_json::{json, Value};
 
 async fn post(node: &TestNode, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = node
-        .http
-        .post(node.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    node.call(key, "POST", path, Some(body)).await
 }
 
 async fn get(node: &TestNode, key: &str, path: &str) -> (u16, Value) {
-    let r = node
-        .http
-        .get(node.url(path))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    node.call(key, "GET", path, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,9 @@ impl ProjectionError {
     }
 }
 
+/// Commits applied per transaction while following the log live.
+const LIVE_BATCH: usize = 64;
+
 pub type ReduceFn =
     for<'c> fn(&'c mut AnyConnection, &'c Envelope) -> BoxFuture<'c, Result<(), ProjectionError>>;
 
@@ -168,7 +171,9 @@ impl Runner {
     async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), ProjectionError> {
         let from = checkpoint(&self.store, self.projection.name).await?;
         self.publish(from);
-        let mut commits = self.log.subscribe(from).await?.ready_chunks(512);
+        // Small live batches: a commit becomes visible when its batch commits, so the
+        // batch size bounds the latency; catch-up (below) uses large ones.
+        let mut commits = self.log.subscribe(from).await?.ready_chunks(LIVE_BATCH);
         loop {
             tokio::select! {
                 batch = commits.next() => {

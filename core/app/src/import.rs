@@ -174,6 +174,12 @@ pub async fn import(
         }
         let offset = records.reader().position().byte();
         let done = batch.len() < BATCH;
+        // One uid block for the batch instead of one contended allocation per row.
+        let mut uids = if dry_run || batch.is_empty() {
+            0..=0
+        } else {
+            crate::unix_ids::reserve(log, org, policy.1, batch.len() as u64, &meta).await?
+        };
         // Rows repeating a username or email of an earlier row are skipped here.
         let mut work = Vec::new();
         for row in batch {
@@ -190,9 +196,12 @@ pub async fn import(
                 Some(r) => work.push(futures::future::Either::Left(futures::future::ready(
                     skipped(&row, r.to_string()),
                 ))),
-                None => work.push(futures::future::Either::Right(process(
-                    log, org, &meta, &policy, row, dry_run,
-                ))),
+                None => {
+                    let uid = if dry_run { None } else { uids.next() };
+                    work.push(futures::future::Either::Right(process(
+                        log, org, &meta, &policy, row, dry_run, uid,
+                    )))
+                }
             }
         }
         let results: Vec<RowResult> = stream::iter(work)
@@ -236,6 +245,7 @@ async fn process(
     policy: &(castellan_domain::password_policy::PasswordPolicy, u64),
     row: Row,
     dry_run: bool,
+    uid: Option<u64>,
 ) -> RowResult {
     let [firstname, lastname, username, email, password] = row.fields.clone();
     let mut profile = Map::new();
@@ -276,18 +286,36 @@ async fn process(
             Err(e) => skipped(&row, e.to_string()),
         };
     }
-    let created = users::create(
+    if let Some(uid) = uid {
+        profile.insert("unix_uid".into(), uid.into());
+    }
+    let new_user = |profile| NewUser {
+        profile,
+        password: password.clone(),
+        state: None,
+    };
+    let mut created = users::create(
         log,
         org,
         meta.clone(),
-        NewUser {
-            profile,
-            password,
-            state: None,
-        },
+        new_user(profile.clone()),
         Some(policy.clone()),
     )
     .await;
+    // A uid of the block set by hand on another user meanwhile: allocate one instead.
+    if let Err(AppError::Domain(castellan_domain::DomainError::Taken { field, .. })) = &created {
+        if field == "unix_uid" && uid.is_some() {
+            profile.remove("unix_uid");
+            created = users::create(
+                log,
+                org,
+                meta.clone(),
+                new_user(profile),
+                Some(policy.clone()),
+            )
+            .await;
+        }
+    }
     match created {
         Ok((id, _)) => RowResult {
             status: RowStatus::Imported,

@@ -45,6 +45,57 @@ pub async fn release(
     unique::release(log, org, "unix_uid", &uid.to_string(), owner, meta).await
 }
 
+/// Reserves `n` consecutive uids at or above `start` with one append (bulk imports):
+/// the caller hands them out and claims each, so a hand-set uid inside the block is
+/// still detected by its claim.
+pub async fn reserve(
+    log: &dyn EventLog,
+    org: ObjectId,
+    start: u64,
+    n: u64,
+    meta: &EventMeta,
+) -> Result<std::ops::RangeInclusive<u64>, AppError> {
+    let stream = StreamId::aggregate("unixids", "uid");
+    for _ in 0..64 {
+        let last = log.read_last(org, &stream).await?;
+        let (version, previous) = match &last {
+            Some(c) => (
+                c.stream_version,
+                c.commit.events[0].payload["value"].as_u64().unwrap_or(0),
+            ),
+            None => (0, 0),
+        };
+        let first = (previous + 1).max(start);
+        let end = first + n.max(1) - 1;
+        if end > MAX_UID {
+            return Err(DomainError::invalid(
+                "unix_uid",
+                "no uid left in the organization's range",
+            )
+            .into());
+        }
+        let commit = Commit {
+            commit_id: Uuid::now_v7(),
+            org_id: org,
+            stream: stream.clone(),
+            expected: ExpectedVersion::from_version(version),
+            meta: meta.clone(),
+            events: vec![NewEvent {
+                event_id: new_event_id(),
+                event_type: "unix_id_allocated".into(),
+                schema_version: 1,
+                payload: json!({"kind": "uid", "value": end, "from": first}),
+            }],
+        };
+        match log.append(commit).await {
+            Ok(_) => return Ok(first..=end),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Contention("unix uid reservation".into()))
+}
+
 /// Allocates the next free uid at or above `start` for `owner`.
 pub async fn allocate(
     log: &dyn EventLog,

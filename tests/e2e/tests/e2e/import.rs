@@ -256,3 +256,41 @@ fn the_cli_imports_with_a_result_file_beside_the_input() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn imports_take_uids_in_blocks_and_step_around_hand_set_ones() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let key = &acme.api_key;
+    // A uid set by hand where the next block will land.
+    let (s, _) = node
+        .call(
+            key,
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "manual", "email": "manual@acme.test", "unix_uid": 5002})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut csv = String::from(HEADER);
+    for i in 0..6 {
+        csv.push_str(&format!("F,L,bulk{i},bulk{i}@acme.test,\n"));
+    }
+    let (s, done) = import(&node, key, &csv, "").await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["summary"]["imported"], 6);
+    let (_, list) = node
+        .call(key, "GET", "/api/systemusers?limit=100&sort=unix_uid", None)
+        .await;
+    let uids: Vec<u64> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["unix_uid"].as_u64().unwrap())
+        .collect();
+    let mut distinct = uids.clone();
+    distinct.dedup();
+    assert_eq!(uids.len(), 7);
+    assert_eq!(distinct, uids, "every uid once: {uids:?}");
+    assert!(uids.contains(&5002));
+}

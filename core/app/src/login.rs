@@ -196,6 +196,24 @@ pub async fn user_login(
             });
         }
     }
+    // A hash below today's floor is replaced now that the password is at hand.
+    if let Some(old) = user
+        .password_hash
+        .as_deref()
+        .filter(|h| password::needs_rehash(h))
+    {
+        let from = password::parameters(old);
+        let hash = password::hash(req.password.clone()).await?;
+        let to = password::parameters(&hash);
+        execute::<User>(
+            log,
+            org,
+            &id.to_string(),
+            meta.clone(),
+            UserCommand::Rehash { hash, from, to },
+        )
+        .await?;
+    }
     rec.record(Some(id), true, user.totp_enrolled, "", false)
         .await?;
     Ok(LoginOutcome::Success {

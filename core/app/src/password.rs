@@ -55,6 +55,28 @@ pub async fn verify(password: String, phc: String) -> Result<bool, AppError> {
     .map_err(|e| AppError::Internal(e.to_string()))
 }
 
+/// The cost parameters of a stored hash, as `m=…,t=…,p=…` (or the algorithm's name).
+pub fn parameters(phc: &str) -> String {
+    match PasswordHash::new(phc) {
+        Ok(h) if h.algorithm.as_str() == "argon2id" => h.params.to_string(),
+        Ok(h) => h.algorithm.as_str().to_string(),
+        Err(_) => "unreadable".into(),
+    }
+}
+
+/// True when a stored hash is weaker than the floor (not argon2id, or less memory or
+/// fewer passes than m=19456 KiB, t=2): it is replaced at the next successful login.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if h.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    let get = |name: &str| h.params.get_decimal(name).unwrap_or(0);
+    get("m") < 19_456 || get("t") < 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +88,21 @@ mod tests {
         assert!(verify("correct horse".into(), phc.clone()).await.unwrap());
         assert!(!verify("wrong".into(), phc).await.unwrap());
         assert!(!verify("x".into(), "not a hash".into()).await.unwrap());
+    }
+
+    #[test]
+    fn weak_hashes_need_a_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &SaltString::generate(&mut rand::rngs::OsRng))
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&weak));
+        assert_eq!(parameters(&weak), "m=4096,t=1,p=1");
+        assert!(!needs_rehash(&hash_blocking("pw").unwrap()));
     }
 
     #[tokio::test]

@@ -125,6 +125,12 @@ pub enum UserCommand {
         hash: String,
         activate: bool,
     },
+    /// The same password, hashed again with stronger parameters (at login).
+    Rehash {
+        hash: String,
+        from: String,
+        to: String,
+    },
     Activate,
     Suspend,
     Unsuspend,
@@ -417,6 +423,18 @@ impl Aggregate for User {
                 }
                 one(UserEventKind::Update, changes)
             }
+            Rehash { hash, from, to } => Ok(vec![UserEvent {
+                kind: UserEventKind::Update,
+                body: UserEventBody {
+                    changes: vec![Change::new(
+                        "password_hash_params",
+                        from.clone(),
+                        to.clone(),
+                    )],
+                    password_hash: Some(hash.clone()),
+                    ..Default::default()
+                },
+            }]),
             SetPassword { hash, activate } => {
                 diff(
                     &mut changes,
@@ -687,6 +705,7 @@ impl User {
                 }
             }
             "account_locked_date" => self.account_locked_date = text,
+            "password_hash_params" => {}
             "deleted" => {}
             "totp_status" => self.totp_enrolled = c.to.as_str() == Some("enrolled"),
             "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),

@@ -294,3 +294,80 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_weak_stored_hash_is_replaced_at_the_next_login() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    // A user migrated with a cheap argon2id hash (m=4096, t=1).
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password(
+        b"a long passphrase",
+        &SaltString::generate(&mut rand::thread_rng()),
+    )
+    .unwrap()
+    .to_string();
+    let id = castellan_domain::ObjectId::generate(0);
+    let mut profile = serde_json::Map::new();
+    profile.insert("username".into(), json!("kim"));
+    profile.insert("email".into(), json!("kim@acme.test"));
+    castellan_app::unique::claim(
+        &*node.running.log,
+        acme.org_id,
+        "username",
+        "kim",
+        &id.to_string(),
+        &EventMeta::new(time::OffsetDateTime::now_utc(), Actor::system()),
+    )
+    .await
+    .unwrap();
+    castellan_app::execute::execute::<castellan_domain::user::User>(
+        &*node.running.log,
+        acme.org_id,
+        &id.to_string(),
+        EventMeta::new(time::OffsetDateTime::now_utc(), Actor::system()),
+        castellan_domain::user::UserCommand::Create {
+            profile,
+            password_hash: Some(weak),
+            state: castellan_domain::user::UserState::Activated,
+        },
+    )
+    .await
+    .unwrap();
+    let (s, _) = login(
+        &node,
+        &acme.org_id.to_string(),
+        "kim",
+        "a long passphrase",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let user = castellan_app::execute::load::<castellan_domain::user::User>(
+        &*node.running.log,
+        acme.org_id,
+        &StreamId::aggregate("user", id),
+    )
+    .await
+    .unwrap()
+    .state;
+    let stored = user.password_hash.unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    let (s, _) = login(
+        &node,
+        &acme.org_id.to_string(),
+        "kim",
+        "a long passphrase",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the new hash verifies");
+}

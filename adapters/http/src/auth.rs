@@ -35,22 +35,58 @@ fn unauthorized() -> ApiError {
     )
 }
 
-impl FromRequestParts<ApiState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let key = header(parts, "x-api-key").ok_or_else(unauthorized)?;
+/// The admin a request acts for: by `x-api-key`, or by the session cookie (whose
+/// state-changing requests must carry the CSRF token).
+pub fn principal(state: &ApiState, parts: &Parts) -> Result<AdminPrincipal, ApiError> {
+    let index = state.admins.snapshot();
+    if let Some(key) = header(parts, "x-api-key") {
         if key.len() > 256 {
             return Err(unauthorized());
         }
         let hash = castellan_app::admins::api_key_hash(key);
-        let admin = state
-            .admins
-            .snapshot()
+        return index
             .state
             .by_api_key_hash(&hash)
             .cloned()
-            .ok_or_else(unauthorized)?;
+            .ok_or_else(unauthorized);
+    }
+    let token = header(parts, "cookie")
+        .and_then(crate::session::from_cookies)
+        .ok_or_else(unauthorized)?;
+    let now = state.clock.now().unix_timestamp();
+    let (admin, org) = state
+        .session_key
+        .verify(token, now)
+        .ok_or_else(unauthorized)?;
+    let principal = index
+        .state
+        .admins
+        .get(&admin)
+        .filter(|p| p.org_id == org)
+        .cloned()
+        .ok_or_else(unauthorized)?;
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !safe
+        && header(parts, crate::session::CSRF_HEADER)
+            != Some(state.session_key.csrf(token).as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "send the session's x-csrf-token",
+        ));
+    }
+    Ok(principal)
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let admin = principal(state, parts)?;
         if let Some(org) = header(parts, "x-org-id") {
             if org.parse::<ObjectId>().ok() != Some(admin.org_id) {
                 return Err(ApiError::new(

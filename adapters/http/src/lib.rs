@@ -7,6 +7,7 @@
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
+//! - [`session`]: signed admin portal session cookies and CSRF tokens.
 //! - [`schemas`]: request bodies as the OpenAPI document describes them.
 //! - [`error`]: JSON errors with a stable code and the field they name.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod organizations;
 pub mod roles;
 pub mod schemas;
+pub mod session;
 pub mod state;
 pub mod systemusers;
 pub mod usergroups;
@@ -131,6 +133,10 @@ pub fn router(state: ApiState) -> Router {
             post(administrators::accept),
         )
         .route("/api/outbox", get(administrators::outbox))
+        .route(
+            "/api/admin/session",
+            post(administrators::session::login).delete(administrators::session::logout),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             roles::enforce,

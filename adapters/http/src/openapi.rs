@@ -43,6 +43,8 @@ use utoipa::{Modify, OpenApi};
         crate::administrators::rotate_key,
         crate::administrators::accept,
         crate::administrators::outbox,
+        crate::administrators::session::login,
+        crate::administrators::session::logout,
         crate::userportal::login::handle,
         crate::userportal::totp::start,
         crate::userportal::totp::finish

@@ -33,7 +33,10 @@ pub enum Need {
 
 /// What a route needs, by method and route pattern. Unknown writes need the most.
 pub fn need(method: &Method, pattern: &str) -> Need {
-    if pattern.starts_with("/userportal/") || pattern == "/api/administrators/invitations/accept" {
+    if pattern.starts_with("/userportal/")
+        || pattern == "/api/administrators/invitations/accept"
+        || (pattern == "/api/admin/session" && method == Method::POST)
+    {
         return Need::Public;
     }
     if pattern == "/api/organizations/{id}/logo" && method == Method::GET {
@@ -54,7 +57,7 @@ pub fn need(method: &Method, pattern: &str) -> Need {
         "/api/systemusers" | "/api/systemusers/{id}" | "/api/systemusers/import" => Need::UserWrite,
         p if p.starts_with("/api/v2/usergroups") => Need::GroupWrite,
         p if p.starts_with("/api/organizations") => Need::OrgWrite,
-        "/api/administrators/{id}/apikey" => Need::SelfOrAdminManage,
+        "/api/administrators/{id}/apikey" | "/api/admin/session" => Need::SelfOrAdminManage,
         _ => Need::AdminManage,
     }
 }
@@ -85,21 +88,11 @@ pub async fn enforce(State(state): State<ApiState>, request: Request, next: Next
     if need == Need::Public {
         return next.run(request).await;
     }
-    let key = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok());
-    let role = key.and_then(|k| {
-        let hash = castellan_app::admins::api_key_hash(k);
-        state
-            .admins
-            .snapshot()
-            .state
-            .by_api_key_hash(&hash)
-            .map(|a| a.role)
-    });
+    let (parts, body) = request.into_parts();
+    // No or bad credentials: the handler's authentication answers 401 (or 403 for CSRF).
+    let role = crate::auth::principal(&state, &parts).ok().map(|p| p.role);
+    let request = Request::from_parts(parts, body);
     match role {
-        // No or unknown key: the handler's authentication answers 401.
         None => next.run(request).await,
         Some(role) if allows(role, need) => next.run(request).await,
         Some(role) => ApiError::new(

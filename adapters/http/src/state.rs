@@ -18,4 +18,6 @@ pub struct ApiState {
     pub failures: Arc<dyn castellan_app::login::FailureCounter>,
     /// The longest a request waits for a projection to reach a position.
     pub consistency_wait: Duration,
+    /// Signs admin portal session cookies.
+    pub session_key: crate::session::SessionKey,
 }

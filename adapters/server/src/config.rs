@@ -15,7 +15,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log: LogConfig,
     pub read_store: ReadStoreConfig,
-    pub http: ListenConfig,
+    pub http: HttpConfig,
     pub management: ListenConfig,
     pub logging: LoggingConfig,
     pub projections: ProjectionsConfig,
@@ -46,6 +46,17 @@ pub struct ListenConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Signs admin portal session cookies. Every node of a cluster needs the same one
+    /// (use `CASTELLAN_HTTP_SESSION_SECRET_FILE`); empty: a random one per process, so
+    /// sessions end with the process.
+    #[serde(default)]
+    pub session_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// `text` or `json`.
@@ -69,8 +80,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./castellan-data"),
             log: LogConfig::default(),
             read_store: ReadStoreConfig::default(),
-            http: ListenConfig {
+            http: HttpConfig {
                 listen: "127.0.0.1:8080".parse().expect("static address"),
+                session_secret: String::new(),
             },
             management: ListenConfig {
                 listen: "127.0.0.1:9090".parse().expect("static address"),

@@ -73,6 +73,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         clock: Arc::new(SystemClock),
         failures: Arc::new(castellan_projections::security::Counter(security.clone())),
         consistency_wait: Duration::from_millis(config.projections.consistency_wait_ms),
+        session_key: castellan_http::session::SessionKey::from_secret(&config.http.session_secret),
     };
     let http = TcpListener::bind(config.http.listen)
         .await

@@ -59,7 +59,7 @@ pub enum LoginOutcome {
 }
 
 /// A hash to verify against when the user does not exist, so that both take as long.
-fn dummy_hash() -> &'static str {
+pub fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| password::hash_blocking("castellan-dummy-password").unwrap_or_default())
 }

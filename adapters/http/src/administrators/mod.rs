@@ -1,6 +1,8 @@
 //! `/api/administrators`: list, invite (create), delete, rotate an API key, accept an
 //! invitation; `/api/outbox`: the emails waiting for a relay.
 
+pub mod session;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

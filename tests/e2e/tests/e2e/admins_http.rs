@@ -292,3 +292,121 @@ async fn a_deleted_admins_key_stops_working_and_keys_rotate() {
         401
     );
 }
+
+#[tokio::test]
+async fn portal_sessions_use_a_cookie_and_a_csrf_token() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let root = &acme.api_key;
+    let (s, _) = node
+        .call(root, "POST", "/api/administrators", Some(json!({"email": "ro@acme.test", "role": "read_only", "password": "an admin passphrase"})))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = node
+        .call(root, "POST", "/api/administrators", Some(json!({"email": "mgr@acme.test", "role": "manager", "password": "an admin passphrase"})))
+        .await;
+    assert_eq!(s, 201);
+    let login = |email: &'static str, password: &'static str| {
+        node.http
+            .post(node.url("/api/admin/session"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    let wrong = login("mgr@acme.test", "nope").await.unwrap();
+    let unknown = login("nobody@acme.test", "nope").await.unwrap();
+    assert_eq!(
+        (wrong.status().as_u16(), unknown.status().as_u16()),
+        (401, 401)
+    );
+    assert_eq!(wrong.text().await.unwrap(), unknown.text().await.unwrap());
+
+    let r = login("MGR@acme.test", "an admin passphrase").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrfToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let with_cookie = |method: reqwest::Method, path: &str| {
+        node.http
+            .request(method, node.url(path))
+            .header("cookie", &session)
+    };
+    assert_eq!(
+        with_cookie(reqwest::Method::GET, "/api/systemusers")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let body = json!({"username": "viaportal", "email": "viaportal@acme.test"});
+    let r = with_cookie(reqwest::Method::POST, "/api/systemusers")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "csrf");
+    let r = with_cookie(reqwest::Method::POST, "/api/systemusers")
+        .header("x-csrf-token", &csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Roles hold for sessions too: a manager may not edit the organization.
+    let r = with_cookie(
+        reqwest::Method::PUT,
+        &format!("/api/organizations/{}", acme.org_id),
+    )
+    .header("x-csrf-token", &csrf)
+    .json(&json!({"displayName": "x"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let tampered = format!("{session}x");
+    let r = node
+        .http
+        .get(node.url("/api/systemusers"))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let attempts: Vec<bool> = node
+        .running
+        .log
+        .read_stream(
+            castellan_app::admins::installation_org(),
+            &castellan_domain::envelope::StreamId::auth("directory"),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .chain(
+            node.running
+                .log
+                .read_stream(
+                    acme.org_id,
+                    &castellan_domain::envelope::StreamId::auth("directory"),
+                )
+                .await
+                .unwrap()
+                .iter(),
+        )
+        .flat_map(|c| c.envelopes())
+        .filter(|e| e.event_type == "admin_login_attempt")
+        .map(|e| e.payload["success"].as_bool().unwrap())
+        .collect();
+    assert_eq!(attempts.iter().filter(|s| **s).count(), 1);
+    assert_eq!(attempts.len(), 3);
+}

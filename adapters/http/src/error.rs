@@ -94,7 +94,9 @@ impl From<DomainError> for ApiError {
         let status = match &d {
             DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
             DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
-            DomainError::AlreadyExists { .. } | DomainError::Taken { .. } => StatusCode::CONFLICT,
+            DomainError::AlreadyExists { .. }
+            | DomainError::Taken { .. }
+            | DomainError::State { .. } => StatusCode::CONFLICT,
         };
         let mut e = ApiError::new(status, d.code(), d.to_string());
         e.field = d.field().map(str::to_string);

@@ -174,7 +174,7 @@ pub async fn member(
             .await?
             .state;
         if !u.exists || u.deleted {
-            return Err(DomainError::invalid("id", "no such user in this organization").into());
+            return Err(DomainError::NotFound { kind: "user" }.into());
         }
     }
     execute::<UserGroup>(

@@ -102,7 +102,7 @@ pub async fn finish(
         .state;
     let secret = u
         .totp_pending_secret
-        .ok_or_else(|| DomainError::invalid("totp", "no enrollment was started"))?;
+        .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
     let now = meta.occurred_at.unix_timestamp().max(0) as u64;
     let step = matching_steps(&secret, code, now)?
         .into_iter()
@@ -131,7 +131,7 @@ pub async fn verify(
         .state;
     let secret = u
         .totp_secret
-        .ok_or_else(|| DomainError::invalid("totp", "TOTP is not enrolled"))?;
+        .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
     let now = meta.occurred_at.unix_timestamp().max(0) as u64;
     let steps = matching_steps(&secret, code, now)?;
     if steps.is_empty() {

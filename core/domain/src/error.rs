@@ -18,12 +18,22 @@ pub enum DomainError {
     NotFound { kind: &'static str },
     #[error("{kind} already exists")]
     AlreadyExists { kind: &'static str },
+    /// The request is valid but the object's state does not allow it now.
+    #[error("{field}: {message}")]
+    State { field: String, message: String },
     /// A unique value (a name, an email) is already taken in the organization.
     #[error("{field} {value:?} is already in use")]
     Taken { field: String, value: String },
 }
 
 impl DomainError {
+    pub fn state(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::State {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         DomainError::Invalid(vec![FieldError {
             field: field.into(),
@@ -38,6 +48,7 @@ impl DomainError {
             DomainError::NotFound { .. } => "not_found",
             DomainError::AlreadyExists { .. } => "already_exists",
             DomainError::Taken { .. } => "already_in_use",
+            DomainError::State { .. } => "invalid_state",
         }
     }
 
@@ -45,7 +56,7 @@ impl DomainError {
     pub fn field(&self) -> Option<&str> {
         match self {
             DomainError::Invalid(errors) => errors.first().map(|e| e.field.as_str()),
-            DomainError::Taken { field, .. } => Some(field),
+            DomainError::Taken { field, .. } | DomainError::State { field, .. } => Some(field),
             _ => None,
         }
     }

@@ -471,7 +471,7 @@ impl Aggregate for User {
                     return Ok(vec![]);
                 }
                 if self.password_hash.is_none() {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::state(
                         "password",
                         "a staged user needs a password before activation",
                     ));
@@ -597,7 +597,7 @@ impl Aggregate for User {
             }]),
             FinishTotp { step } => {
                 if self.totp_pending_secret.is_none() {
-                    return Err(DomainError::invalid("totp", "no enrollment was started"));
+                    return Err(DomainError::state("totp", "no enrollment was started"));
                 }
                 Ok(vec![UserEvent {
                     kind: UserEventKind::TotpFinish,
@@ -610,7 +610,7 @@ impl Aggregate for User {
             }
             UseTotp { secret, steps } => {
                 if !self.totp_enrolled || self.totp_secret.as_deref() != Some(secret.as_str()) {
-                    return Err(DomainError::invalid(
+                    return Err(DomainError::state(
                         "totp",
                         "TOTP is not enrolled (or was reset meanwhile)",
                     ));

@@ -109,7 +109,7 @@ async fn groups_members_and_associations_work_both_ways() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 404, "no such user in this organization");
     for path in [
         format!("/api/v2/usergroups/{gid}"),
         members.clone(),

@@ -392,3 +392,50 @@ async fn lifecycle_actions_record_their_events_and_orgs_stay_apart() {
         "unlock and resetmfa on an unlocked user without MFA change nothing"
     );
 }
+
+#[tokio::test]
+async fn activation_needs_a_password_first() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let key = &acme.api_key;
+    let (_, staged) = node
+        .call(
+            key,
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "lena", "email": "lena@acme.test"})),
+        )
+        .await;
+    let id = staged["id"].as_str().unwrap();
+    let (s, e) = node
+        .call(
+            key,
+            "POST",
+            &format!("/api/systemusers/{id}/state/activate"),
+            None,
+        )
+        .await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("invalid_state")), "{e}");
+    let (s, _) = node
+        .call(
+            key,
+            "PUT",
+            &format!("/api/systemusers/{id}"),
+            Some(json!({"password": "a long passphrase"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, user) = node
+        .call(
+            key,
+            "POST",
+            &format!("/api/systemusers/{id}/state/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, user["state"].as_str()),
+        (200, Some("ACTIVATED")),
+        "{user}"
+    );
+}

@@ -107,3 +107,141 @@ pub struct TotpFinish {
 pub fn _patterns() -> [&'static str; 3] {
     [EMAIL, USERNAME, OBJECT_ID]
 }
+
+/// `PUT /api/systemusers/{id}`: every field optional.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    #[schema(max_length = 256)]
+    pub firstname: Option<String>,
+    #[schema(max_length = 256)]
+    pub lastname: Option<String>,
+    #[schema(max_length = 256)]
+    pub displayname: Option<String>,
+    #[schema(max_length = 256)]
+    pub description: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "jobTitle")]
+    pub job_title: Option<String>,
+    #[schema(max_length = 256)]
+    pub department: Option<String>,
+    pub sudo: Option<bool>,
+    pub passwordless_sudo: Option<bool>,
+    pub ldap_binding_user: Option<bool>,
+    pub samba_service_user: Option<bool>,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: Option<String>,
+    #[schema(inline)]
+    pub state: Option<ChangeableState>,
+    pub enable_user_portal_multifactor: Option<bool>,
+    #[schema(minimum = 1, maximum = 365)]
+    #[serde(rename = "enrollmentDays")]
+    pub enrollment_days: Option<u32>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeableState {
+    Activated,
+    Suspended,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    #[schema(inline)]
+    pub searchFilter: Option<SearchFilter>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilter {
+    #[schema(max_length = 256)]
+    pub searchTerm: String,
+}
+
+/// A user group (`POST`; `PUT`/`PATCH` take any subset).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+    pub name: String,
+    #[schema(max_length = 1024)]
+    pub description: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    pub email: Option<String>,
+    #[schema(inline)]
+    pub attributes: Option<GroupAttributes>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupAttributes {
+    pub sambaEnabled: Option<bool>,
+    #[schema(inline)]
+    pub sudo: Option<Sudo>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sudo {
+    pub enabled: bool,
+    pub withoutPassword: bool,
+}
+
+/// `{op, type, id}` for members (type `user`).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberOp {
+    #[schema(inline)]
+    pub op: MemberVerb,
+    #[schema(inline)]
+    #[serde(rename = "type")]
+    pub kind: UserType,
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub id: String,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberVerb {
+    Add,
+    Remove,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UserType {
+    User,
+}
+
+/// `{op, type, id, attributes}` for associations.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssociationOp {
+    #[schema(inline)]
+    pub op: AssociationVerb,
+    #[schema(inline)]
+    #[serde(rename = "type")]
+    pub kind: TargetType,
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub id: String,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AssociationVerb {
+    Add,
+    Remove,
+    Update,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetType {
+    LdapServer,
+    RadiusServer,
+    Application,
+    SystemGroup,
+    System,
+}

@@ -35,7 +35,7 @@ struct SearchFilter {
     post,
     path = "/api/search/systemusers",
     tag = "systemusers",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::SearchBody, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

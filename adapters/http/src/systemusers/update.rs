@@ -20,7 +20,7 @@ use crate::state::ApiState;
     path = "/api/systemusers/{id}",
     tag = "systemusers",
     params(("id" = String, Path, description = "24-hex object id")),
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::UserChanges, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

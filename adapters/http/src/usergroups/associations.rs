@@ -59,7 +59,7 @@ pub async fn list(
     path = "/api/v2/usergroups/{id}/associations",
     tag = "usergroups",
     params(("id" = String, Path, description = "24-hex object id")),
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::AssociationOp, content_type = "application/json"),
     responses((status = 204, description = "done"), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

@@ -54,7 +54,7 @@ pub async fn list(
     post,
     path = "/api/v2/usergroups",
     tag = "usergroups",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::Group, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
@@ -98,7 +98,7 @@ pub async fn get(
     path = "/api/v2/usergroups/{id}",
     tag = "usergroups",
     params(("id" = String, Path, description = "24-hex object id")),
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::Group, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

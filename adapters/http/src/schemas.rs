@@ -7,11 +7,6 @@
 
 use utoipa::ToSchema;
 
-/// An address with one `@` and a dot in the domain.
-const EMAIL: &str = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$";
-const USERNAME: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
-const OBJECT_ID: &str = r"^[0-9a-f]{24}$";
-
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
@@ -102,10 +97,6 @@ pub struct TotpFinish {
     pub password: String,
     #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,
-}
-
-pub fn _patterns() -> [&'static str; 3] {
-    [EMAIL, USERNAME, OBJECT_ID]
 }
 
 /// `PUT /api/systemusers/{id}`: every field optional.

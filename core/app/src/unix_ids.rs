@@ -104,44 +104,10 @@ pub async fn allocate(
     owner: &str,
     meta: &EventMeta,
 ) -> Result<u64, AppError> {
-    let stream = StreamId::aggregate("unixids", "uid");
     for _ in 0..256 {
-        let last = log.read_last(org, &stream).await?;
-        let (version, previous) = match &last {
-            Some(c) => (
-                c.stream_version,
-                c.commit.events[0].payload["value"].as_u64().unwrap_or(0),
-            ),
-            None => (0, 0),
-        };
-        let candidate = (previous + 1).max(start);
-        if candidate > MAX_UID {
-            return Err(DomainError::invalid(
-                "unix_uid",
-                "no uid left in the organization's range",
-            )
-            .into());
-        }
-        let commit = Commit {
-            commit_id: Uuid::now_v7(),
-            org_id: org,
-            stream: stream.clone(),
-            expected: ExpectedVersion::from_version(version),
-            meta: meta.clone(),
-            events: vec![NewEvent {
-                event_id: new_event_id(),
-                event_type: "unix_id_allocated".into(),
-                schema_version: 1,
-                payload: json!({"kind": "uid", "value": candidate}),
-            }],
-        };
-        match log.append(commit).await {
-            Ok(_) => {}
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
-        }
-        match claim(log, org, candidate, owner, meta).await {
-            Ok(()) => return Ok(candidate),
+        let uid = *reserve(log, org, start, 1, meta).await?.start();
+        match claim(log, org, uid, owner, meta).await {
+            Ok(()) => return Ok(uid),
             // Set by hand on another user: take the next one.
             Err(AppError::Domain(DomainError::Taken { .. })) => continue,
             Err(e) => return Err(e),

@@ -140,8 +140,7 @@ impl ReadStore {
     pub async fn groups(&self, org: &str, q: &ListQuery) -> Result<(Vec<Value>, u64), sqlx::Error> {
         let mut sql_where = "org_id = $1".to_string();
         let mut binds = vec![org.to_string()];
-        for (field, op, value) in q.filter.iter().filter(|(f, _, _)| f == "name") {
-            let _ = field;
+        for (_, op, value) in q.filter.iter().filter(|(f, _, _)| f == "name") {
             binds.push(if op == "search" {
                 format!("%{}%", value.to_lowercase())
             } else {

@@ -20,7 +20,9 @@ struct Body {
     search_filter: Option<SearchFilter>,
     #[serde(default)]
     filter: Vec<serde_json::Map<String, Value>>,
-    fields: Option<Value>,
+    /// Accepted for compatibility; every field is returned.
+    #[serde(rename = "fields")]
+    _fields: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +57,6 @@ pub async fn handle(
         ));
     }
     let body: Body = parse(&headers, &body)?;
-    let _ = body.fields;
     for f in &body.filter {
         for (field, value) in f {
             if column(field).is_none() {

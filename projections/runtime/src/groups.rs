@@ -181,16 +181,31 @@ impl ReadStore {
         ))
     }
 
-    /// `GET /usergroups/{id}/members`: GraphConnections to the direct members.
-    pub async fn group_members(&self, org: &str, group: &str) -> Result<Vec<Value>, sqlx::Error> {
-        let rows = sqlx::query("SELECT user_id FROM group_members WHERE org_id = $1 AND group_id = $2 ORDER BY user_id")
+    /// The ids on the other side of `group_members`: `by` is `group_id` or `user_id`.
+    async fn member_ids(&self, org: &str, by: &str, id: &str) -> Result<Vec<String>, sqlx::Error> {
+        let other = if by == "group_id" {
+            "user_id"
+        } else {
+            "group_id"
+        };
+        let sql = format!(
+            "SELECT {other} FROM group_members WHERE org_id = $1 AND {by} = $2 ORDER BY {other}"
+        );
+        let rows = sqlx::query(&sql)
             .bind(org)
-            .bind(group)
+            .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| json!({"to": {"type": "user", "id": r.get::<String, _>(0), "attributes": null}, "attributes": null}))
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// `GET /usergroups/{id}/members`: GraphConnections to the direct members.
+    pub async fn group_members(&self, org: &str, group: &str) -> Result<Vec<Value>, sqlx::Error> {
+        Ok(self
+            .member_ids(org, "group_id", group)
+            .await?
+            .into_iter()
+            .map(|user| json!({"to": {"type": "user", "id": user, "attributes": null}, "attributes": null}))
             .collect())
     }
 
@@ -200,15 +215,11 @@ impl ReadStore {
         org: &str,
         group: &str,
     ) -> Result<Vec<Value>, sqlx::Error> {
-        let rows = sqlx::query("SELECT user_id FROM group_members WHERE org_id = $1 AND group_id = $2 ORDER BY user_id")
-            .bind(org)
-            .bind(group)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let user: String = r.get(0);
+        Ok(self
+            .member_ids(org, "group_id", group)
+            .await?
+            .into_iter()
+            .map(|user| {
                 json!({"id": user, "type": "user", "paths": [[edge("user_group", group, "user", &user)]], "compiledAttributes": {}})
             })
             .collect())
@@ -216,15 +227,11 @@ impl ReadStore {
 
     /// `GET /users/{id}/memberof`: the groups a user belongs to.
     pub async fn user_memberof(&self, org: &str, user: &str) -> Result<Vec<Value>, sqlx::Error> {
-        let rows = sqlx::query("SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2 ORDER BY group_id")
-            .bind(org)
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let group: String = r.get(0);
+        Ok(self
+            .member_ids(org, "user_id", user)
+            .await?
+            .into_iter()
+            .map(|group| {
                 json!({"id": group, "type": "user_group", "paths": [[edge("user", user, "user_group", &group)]], "compiledAttributes": {}})
             })
             .collect())

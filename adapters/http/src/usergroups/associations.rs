@@ -72,6 +72,17 @@ pub async fn change(
 ) -> Result<impl IntoResponse, ApiError> {
     let group = super::parse_id(&id)?;
     let op: MemberOp = parse(&headers, &body)?;
+    apply(&state, caller, group, op).await
+}
+
+/// Applies one edge: a member (`type: user`) or an association to another target.
+/// Shared with `POST …/members`.
+pub async fn apply(
+    state: &ApiState,
+    caller: Caller,
+    group: castellan_domain::ObjectId,
+    op: MemberOp,
+) -> Result<impl IntoResponse, ApiError> {
     if op.id.is_empty() || op.id.len() > 64 || !castellan_domain::envelope::is_token(&op.id) {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -95,7 +106,7 @@ pub async fn change(
         };
         groups::associate(&*state.log, caller.org, group, caller.meta, edge).await?
     };
-    consistency::wait_for(&state, done.position).await?;
+    consistency::wait_for(state, done.position).await?;
     Ok((
         [consistency::position_header(done.position)],
         StatusCode::NO_CONTENT,

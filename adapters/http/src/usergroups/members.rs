@@ -3,15 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use castellan_app::groups;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::consistency;
 use crate::error::ApiError;
 use crate::organizations::update::parse;
 use crate::state::ApiState;
@@ -95,15 +93,7 @@ pub async fn change(
             "op: add or remove",
         ));
     }
-    let user = op.id.parse().map_err(|_| {
-        ApiError::bad_request("invalid_field", Some("id"), "id: a user id (24 hex digits)")
-    })?;
-    let done = groups::member(&*state.log, caller.org, group, caller.meta, &op.op, user).await?;
-    consistency::wait_for(&state, done.position).await?;
-    Ok((
-        [consistency::position_header(done.position)],
-        StatusCode::NO_CONTENT,
-    ))
+    super::associations::apply(&state, caller, group, op).await
 }
 
 #[utoipa::path(

@@ -41,18 +41,7 @@ pub fn reduce<'c>(
         let (mut group, created_at) = if event.kind == GroupEventKind::Create {
             (UserGroup::default(), now.clone())
         } else {
-            let row = sqlx::query("SELECT doc, created_at FROM user_groups WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| {
-                    ProjectionError::apply(e, format!("group {id} is not in the read model"))
-                })?;
-            (
-                serde_json::from_str(&row.get::<String, _>(0))
-                    .map_err(|err| ProjectionError::apply(e, err))?,
-                row.get(1),
-            )
+            crate::portal::load_doc::<UserGroup>(&mut *conn, "user_groups", id, e).await?
         };
         group.evolve(&event);
         if let Some(a) = &event.body.association {

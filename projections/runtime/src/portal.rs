@@ -122,6 +122,26 @@ pub static PORTAL: SqlProjection = SqlProjection {
     ],
 };
 
+/// The JSON document and creation time of a read-model row, for reducers that fold an
+/// event into the stored state (`table` is one of this crate's own tables).
+pub(crate) async fn load_doc<T: serde::de::DeserializeOwned>(
+    conn: &mut AnyConnection,
+    table: &str,
+    id: &str,
+    e: &Envelope,
+) -> Result<(T, String), ProjectionError> {
+    let row = sqlx::query(&format!(
+        "SELECT doc, created_at FROM {table} WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| ProjectionError::apply(e, format!("{id} is not in {table}")))?;
+    let doc = serde_json::from_str(&row.get::<String, _>(0))
+        .map_err(|err| ProjectionError::apply(e, err))?;
+    Ok((doc, row.get(1)))
+}
+
 fn stream_id(e: &Envelope) -> Result<String, ProjectionError> {
     match &e.stream {
         StreamId::Aggregate { id, .. } => Ok(id.clone()),

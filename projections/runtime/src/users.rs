@@ -38,16 +38,7 @@ pub fn reduce<'c>(
         let (mut user, created_at) = if event.kind == UserEventKind::Create {
             (User::default(), now.clone())
         } else {
-            let row = sqlx::query("SELECT doc, created_at FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| {
-                    ProjectionError::apply(e, format!("user {id} is not in the read model"))
-                })?;
-            let user: User = serde_json::from_str(&row.get::<String, _>(0))
-                .map_err(|err| ProjectionError::apply(e, err))?;
-            (user, row.get(1))
+            crate::portal::load_doc::<User>(&mut *conn, "users", id, e).await?
         };
         user.evolve(&event);
         let text = |k: &str| {

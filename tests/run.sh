@@ -39,6 +39,12 @@ else
 fi
 say "nats-server: $("$NATS_SERVER" --version)"
 
+# --- schemathesis (PyPI), in the same virtualenv.
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    say "installing schemathesis (PyPI)"
+    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis
+fi
+
 # --- PostgreSQL: Debian's server, a private cluster on a free port.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
@@ -67,5 +73,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-say "building and running the suite (target dir $CARGO_TARGET_DIR)"
-cargo nextest run --workspace --no-fail-fast --profile ci "$@"
+say "building (target dir $CARGO_TARGET_DIR)"
+cargo build --bin castellan
+say "schemathesis against /openapi.json"
+st_status=0
+bash tests/schemathesis.sh "$CARGO_TARGET_DIR/debug/castellan" "$venv/bin/schemathesis" || st_status=$?
+say "running the suite"
+nextest_status=0
+cargo nextest run --workspace --no-fail-fast --profile ci "$@" || nextest_status=$?
+if [ "$st_status" != 0 ]; then say "schemathesis FAILED (exit $st_status)"; fi
+[ "$st_status" = 0 ] && [ "$nextest_status" = 0 ]

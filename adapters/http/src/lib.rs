@@ -10,6 +10,7 @@
 //! - [`session`]: signed admin portal session cookies and CSRF tokens.
 //! - [`schemas`]: request bodies as the OpenAPI document describes them.
 //! - [`error`]: JSON errors with a stable code and the field they name.
+//! - [`query`]: query strings whose errors answer in JSON.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
 //!   reads may ask to wait for one (`x-castellan-min-position`).
 //! - [`organizations`]: `/api/organizations` — one file per operation.
@@ -23,6 +24,7 @@ pub mod consistency;
 pub mod error;
 pub mod openapi;
 pub mod organizations;
+pub mod query;
 pub mod roles;
 pub mod schemas;
 pub mod session;
@@ -93,8 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v2/usergroups/{id}",
             get(usergroups::crud::get)
-                .put(usergroups::crud::update)
-                .patch(usergroups::crud::update)
+                .put(usergroups::crud::put)
+                .patch(usergroups::crud::patch)
                 .delete(usergroups::crud::delete),
         )
         .route(

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 pub struct NewUser {
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub username: String,
-    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
     pub email: String,
     #[schema(max_length = 256)]
     pub firstname: Option<String>,
@@ -27,10 +27,14 @@ pub struct NewUser {
     pub job_title: Option<String>,
     #[schema(max_length = 256)]
     pub department: Option<String>,
-    pub sudo: Option<bool>,
-    pub passwordless_sudo: Option<bool>,
-    pub ldap_binding_user: Option<bool>,
-    pub samba_service_user: Option<bool>,
+    #[serde(default)]
+    pub sudo: bool,
+    #[serde(default)]
+    pub passwordless_sudo: bool,
+    #[serde(default)]
+    pub ldap_binding_user: bool,
+    #[serde(default)]
+    pub samba_service_user: bool,
     /// At least 8 characters (the default policy; an organization may ask more).
     #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
@@ -39,7 +43,7 @@ pub struct NewUser {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdmin {
-    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
     pub email: String,
     #[schema(inline)]
     pub role: Role,
@@ -116,18 +120,24 @@ pub struct UserChanges {
     pub job_title: Option<String>,
     #[schema(max_length = 256)]
     pub department: Option<String>,
-    pub sudo: Option<bool>,
-    pub passwordless_sudo: Option<bool>,
-    pub ldap_binding_user: Option<bool>,
-    pub samba_service_user: Option<bool>,
+    #[serde(default)]
+    pub sudo: bool,
+    #[serde(default)]
+    pub passwordless_sudo: bool,
+    #[serde(default)]
+    pub ldap_binding_user: bool,
+    #[serde(default)]
+    pub samba_service_user: bool,
     #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
     #[schema(inline)]
-    pub state: Option<ChangeableState>,
-    pub enable_user_portal_multifactor: Option<bool>,
+    #[serde(default)]
+    pub state: ChangeableState,
+    #[serde(default)]
+    pub enable_user_portal_multifactor: bool,
     #[schema(minimum = 1, maximum = 365)]
-    #[serde(rename = "enrollmentDays")]
-    pub enrollment_days: Option<u32>,
+    #[serde(rename = "enrollmentDays", default)]
+    pub enrollment_days: u32,
 }
 
 #[derive(ToSchema)]
@@ -151,32 +161,53 @@ pub struct SearchFilter {
     pub searchTerm: String,
 }
 
-/// A user group (`POST`; `PUT`/`PATCH` take any subset).
+/// A user group (`POST` and `PUT`: the name is required).
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: String,
     #[schema(max_length = 1024)]
     pub description: Option<String>,
-    #[schema(pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$")]
+    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
     pub email: Option<String>,
     #[schema(inline)]
-    pub attributes: Option<GroupAttributes>,
+    #[serde(default)]
+    pub attributes: GroupAttributes,
+}
+
+/// `PATCH` of a user group: any subset of the fields.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    #[serde(default)]
+    pub name: String,
+    #[schema(max_length = 1024)]
+    pub description: Option<String>,
+    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
+    pub email: Option<String>,
+    #[schema(inline)]
+    #[serde(default)]
+    pub attributes: GroupAttributes,
 }
 
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupAttributes {
-    pub sambaEnabled: Option<bool>,
+    #[serde(default)]
+    pub sambaEnabled: bool,
     #[schema(inline)]
-    pub sudo: Option<Sudo>,
+    #[serde(default)]
+    pub sudo: Sudo,
 }
 
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sudo {
+    #[serde(default)]
     pub enabled: bool,
+    #[serde(default)]
     pub withoutPassword: bool,
 }
 

@@ -54,6 +54,14 @@ pub async fn create(
     password: Option<String>,
 ) -> Result<CreatedAdmin, AppError> {
     let id = ObjectId::generate(meta.occurred_at.unix_timestamp());
+    if let Some(p) = &password {
+        // Admin passwords meet the default policy, whatever the org asks of its users.
+        castellan_domain::password_policy::PasswordPolicy::default().check(
+            "password",
+            p,
+            Some(&email.trim().to_lowercase()),
+        )?;
+    }
     let (password_hash, invite_token) = match password {
         Some(p) => (Some(password::hash(p).await?), None),
         None => (
@@ -166,7 +174,7 @@ pub async fn delete(
 ) -> Result<u64, AppError> {
     if acting == admin {
         return Err(
-            DomainError::invalid("id", "an administrator cannot delete their own account").into(),
+            DomainError::state("id", "an administrator cannot delete their own account").into(),
         );
     }
     let done = execute::<Admin>(

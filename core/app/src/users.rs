@@ -46,15 +46,16 @@ pub async fn org_policy(
 }
 
 /// Trims text fields and lowercases the email, as the hosted product stores them.
+/// Usernames and emails are taken as sent (spaces make them invalid), and a value over
+/// the length limit is left whole so that the check reports the length as sent.
 fn normalize(profile: &mut Map<String, Value>) {
     for (k, v) in profile.iter_mut() {
         if let Value::String(s) = v {
-            let t = s.trim();
-            *v = Value::String(if k == "email" {
-                t.to_lowercase()
-            } else {
-                t.to_string()
-            });
+            if k == "email" {
+                *v = Value::String(s.to_lowercase());
+            } else if k != "username" && s.chars().count() <= 256 {
+                *v = Value::String(s.trim().to_string());
+            }
         }
     }
 }

@@ -53,6 +53,8 @@ impl Default for PasswordPolicy {
 
 /// Passwords longer than this are refused (hashing megabytes is a denial of service).
 pub const MAX_PASSWORD_BYTES: usize = 4096;
+/// Longest password accepted, in characters (what the OpenAPI document says).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 impl PasswordPolicy {
     /// Checks the policy's own settings.
@@ -97,6 +99,12 @@ impl PasswordPolicy {
             return v.into_result();
         }
         let chars = password.chars().count();
+        if chars > MAX_PASSWORD_CHARS {
+            v.add(
+                field,
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            );
+        }
         if chars < self.min_length {
             v.add(
                 field,

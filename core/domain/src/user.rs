@@ -86,6 +86,11 @@ pub struct User {
     /// The newest TOTP time step accepted: a code of that step or older is refused.
     pub totp_last_step: u64,
     pub account_locked_date: Option<String>,
+    /// SHA-256 of the activation link's one-time token, and when the link expires.
+    #[serde(skip)]
+    pub activation_token_hash: Option<String>,
+    #[serde(skip)]
+    pub activation_expires_at: Option<String>,
 }
 
 impl User {
@@ -124,6 +129,14 @@ pub enum UserCommand {
     SetPassword {
         hash: String,
         activate: bool,
+        /// Through an activation link: the hash of its token, checked here so that two
+        /// concurrent uses of one link cannot both succeed.
+        link_token_hash: Option<String>,
+    },
+    /// A new activation link for a staged user without a password (the old one stops working).
+    IssueActivation {
+        token_hash: String,
+        expires_at: String,
     },
     /// The same password, hashed again with stronger parameters (at login).
     Rehash {
@@ -168,6 +181,11 @@ pub struct UserEventBody {
     pub totp_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_step: Option<u64>,
+    /// SHA-256 of an activation link's token and its expiry (never in `changes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_token_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_expires_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -435,7 +453,27 @@ impl Aggregate for User {
                     ..Default::default()
                 },
             }]),
-            SetPassword { hash, activate } => {
+            SetPassword {
+                hash,
+                activate,
+                link_token_hash,
+            } => {
+                if let Some(given) = link_token_hash {
+                    let expired = self
+                        .activation_expires_at
+                        .as_deref()
+                        .and_then(|e| {
+                            OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .is_none_or(|e| ctx.now >= e);
+                    if expired || self.activation_token_hash.as_deref() != Some(given.as_str()) {
+                        return Err(DomainError::invalid(
+                            "token",
+                            "the link is invalid, used or expired",
+                        ));
+                    }
+                }
                 diff(
                     &mut changes,
                     "password_status",
@@ -462,6 +500,33 @@ impl Aggregate for User {
                     body: UserEventBody {
                         changes,
                         password_hash: Some(hash.clone()),
+                        ..Default::default()
+                    },
+                }])
+            }
+            IssueActivation {
+                token_hash,
+                expires_at,
+            } => {
+                if self.state != UserState::Staged || self.password_hash.is_some() {
+                    return Err(DomainError::state(
+                        "state",
+                        "only a staged user without a password gets an activation link",
+                    ));
+                }
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::Update,
+                    body: UserEventBody {
+                        changes: vec![Change::new(
+                            "activation_link_expires",
+                            self.activation_expires_at
+                                .clone()
+                                .map(Value::String)
+                                .unwrap_or(Value::Null),
+                            expires_at.clone(),
+                        )],
+                        activation_token_hash: Some(token_hash.clone()),
+                        activation_expires_at: Some(expires_at.clone()),
                         ..Default::default()
                     },
                 }])
@@ -676,6 +741,15 @@ impl Aggregate for User {
         if let Some(step) = e.body.totp_step {
             self.totp_last_step = self.totp_last_step.max(step);
         }
+        if e.body.activation_token_hash.is_some() {
+            self.activation_token_hash = e.body.activation_token_hash.clone();
+            self.activation_expires_at = e.body.activation_expires_at.clone();
+        }
+        if e.kind == UserEventKind::PasswordChange {
+            // An activation link works once, and not after a password is set otherwise.
+            self.activation_token_hash = None;
+            self.activation_expires_at = None;
+        }
         if let Some(hash) = &e.body.password_hash {
             if let Some(old) = self.password_hash.replace(hash.clone()) {
                 self.password_history.insert(0, old);
@@ -705,7 +779,7 @@ impl User {
                 }
             }
             "account_locked_date" => self.account_locked_date = text,
-            "password_hash_params" => {}
+            "password_hash_params" | "activation_link_expires" => {}
             "deleted" => {}
             "totp_status" => self.totp_enrolled = c.to.as_str() == Some("enrolled"),
             "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),
@@ -788,6 +862,7 @@ mod tests {
             UserCommand::SetPassword {
                 hash: "h1".into(),
                 activate: true,
+                link_token_hash: None,
             },
         )
         .unwrap();
@@ -803,6 +878,7 @@ mod tests {
             UserCommand::SetPassword {
                 hash: "h2".into(),
                 activate: false,
+                link_token_hash: None,
             },
         )
         .unwrap();
@@ -817,6 +893,7 @@ mod tests {
             UserCommand::SetPassword {
                 hash: "h".into(),
                 activate: true,
+                link_token_hash: None,
             },
         )
         .unwrap();

@@ -175,8 +175,14 @@ pub fn check_fields(fields: &Map<String, Value>, creating: bool) -> Result<(), D
     for (k, value) in fields {
         match k.as_str() {
             "name" => match value.as_str() {
-                Some(n) if !n.trim().is_empty() && n.chars().count() <= 128 => {}
-                _ => v.add("name", "is 1-128 characters"),
+                Some(n)
+                    if !n.trim().is_empty()
+                        && n.chars().count() <= 128
+                        && !n.chars().any(char::is_control) => {}
+                _ => v.add(
+                    "name",
+                    "is 1-128 characters, not blank, without control characters",
+                ),
             },
             "description" => {
                 if !(value.is_null() || value.as_str().is_some_and(|d| d.chars().count() <= 1024)) {

@@ -190,7 +190,7 @@ pub struct Accept {
     path = "/api/administrators/invitations/accept",
     tag = "administrators",
     request_body(content = crate::schemas::AcceptInvitation, content_type = "application/json"),
-    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "the link is invalid, used or expired", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn accept(
     State(state): State<ApiState>,

@@ -1,6 +1,7 @@
 //! `GET /api/organizations/{id}`
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+use crate::query::Query;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;

@@ -63,9 +63,10 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
     let state = body.remove("state");
     let days = match body.remove("enrollmentDays") {
         None | Some(Value::Null) => 7,
+        // 7 and 7.0 are the same JSON number.
         Some(v) => v
-            .as_u64()
-            .filter(|d| (1..=365).contains(d))
+            .as_f64()
+            .filter(|d| d.fract() == 0.0 && (1.0..=365.0).contains(d))
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_field",

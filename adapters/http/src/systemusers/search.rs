@@ -77,6 +77,13 @@ pub async fn handle(
     let total;
     match body.search_filter {
         // A term over several fields is an OR: query each field and merge by id.
+        Some(sf) if sf.search_term.chars().count() > 256 => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("searchFilter.searchTerm"),
+                "searchFilter.searchTerm: is at most 256 characters",
+            ));
+        }
         Some(sf) => {
             let fields = if sf.fields.is_empty() {
                 vec![

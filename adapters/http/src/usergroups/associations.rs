@@ -2,7 +2,8 @@
 //! `POST …/associations {op: add|remove|update, type, id, attributes}`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+use crate::query::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -27,7 +28,7 @@ pub struct Targets {
     get,
     path = "/api/v2/usergroups/{id}/associations",
     tag = "usergroups",
-    params(("id" = String, Path, description = "24-hex object id"), ("targets" = String, Query, description = "ldap_server, radius_server, application, system_group or system")),
+    params(("id" = String, Path, description = "24-hex object id"), ("targets" = inline(crate::schemas::TargetType), Query, description = "the type of the associated objects")),
     responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]

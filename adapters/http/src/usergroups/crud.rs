@@ -94,7 +94,7 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    method(put, patch),
+    put,
     path = "/api/v2/usergroups/{id}",
     tag = "usergroups",
     params(("id" = String, Path, description = "24-hex object id")),
@@ -102,15 +102,53 @@ pub async fn get(
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
-pub async fn update(
+/// `PUT` replaces the group's fields: the name is required, as on create.
+pub async fn put(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let group_id = super::parse_id(&id)?;
     let body: Map<String, Value> = parse(&headers, &body)?;
+    if !body.contains_key("name") {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            Some("name"),
+            "name: is required (PATCH changes a subset)",
+        ));
+    }
+    update(state, caller, id, body).await
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v2/usergroups/{id}",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = crate::schemas::GroupPatch, content_type = "application/json"),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
+/// `PATCH` changes the fields it names.
+pub async fn patch(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Map<String, Value> = parse(&headers, &body)?;
+    update(state, caller, id, body).await
+}
+
+async fn update(
+    state: ApiState,
+    caller: Caller,
+    id: String,
+    body: Map<String, Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let group_id = super::parse_id(&id)?;
     let done = groups::update(&*state.log, caller.org, group_id, caller.meta, fields(body)).await?;
     read_back(&state, &caller.org.to_string(), &id, done.position).await
 }

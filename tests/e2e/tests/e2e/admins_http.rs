@@ -108,7 +108,7 @@ async fn every_role_gets_exactly_its_route_families() {
             ),
             (
                 "edit group",
-                "PUT",
+                "PATCH",
                 format!("/api/v2/usergroups/{group_id}"),
                 Some(json!({"description": format!("d{k}")})),
                 [true, true, false, false],
@@ -232,7 +232,7 @@ async fn invitations_set_a_password_once_and_nobody_deletes_themselves() {
             None,
         )
         .await;
-    assert_eq!(s, 400, "{e}");
+    assert_eq!(s, 409, "{e}");
     assert!(e["message"].as_str().unwrap().contains("own account"));
     let (s, _) = node
         .call(

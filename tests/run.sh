@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a developer's: installs what is
-# missing (nats-server, PostgreSQL), starts PostgreSQL on a free loopback port with a
-# private data directory, runs every test, and stops what it started.
+# missing (nats-server, PostgreSQL, schemathesis, aiosmtpd), starts PostgreSQL on a
+# free loopback port with a private data directory, runs schemathesis against a real
+# node and every test, and stops what it started.
 #
 #   bash tests/run.sh            # everything
 #   bash tests/run.sh -E 'test(contract)'   # extra arguments go to cargo nextest
@@ -39,11 +40,12 @@ else
 fi
 say "nats-server: $("$NATS_SERVER" --version)"
 
-# --- schemathesis (PyPI), in the same virtualenv.
-if [ ! -x "$venv/bin/schemathesis" ]; then
-    say "installing schemathesis (PyPI)"
-    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis
+# --- schemathesis and aiosmtpd (a real SMTP server for the mail tests), from PyPI.
+if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    say "installing schemathesis and aiosmtpd (PyPI)"
+    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis aiosmtpd
 fi
+export CASTELLAN_TEST_SMTPD_PYTHON="$venv/bin/python"
 
 # --- PostgreSQL: Debian's server, a private cluster on a free port.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

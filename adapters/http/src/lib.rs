@@ -6,6 +6,7 @@
 //!   event metadata (actor, client IP, user agent, correlation id) of a request.
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
+//! - [`mail`]: invitation and activation emails, queued in the outbox.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
 //! - [`session`]: signed admin portal session cookies and CSRF tokens.
 //! - [`schemas`]: request bodies as the OpenAPI document describes them.
@@ -22,6 +23,7 @@ pub mod administrators;
 pub mod auth;
 pub mod consistency;
 pub mod error;
+pub mod mail;
 pub mod openapi;
 pub mod organizations;
 pub mod query;
@@ -82,6 +84,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/systemusers/{id}/state/activate",
             post(systemusers::actions::activate),
         )
+        .route(
+            "/api/systemusers/{id}/activation",
+            post(systemusers::actions::send_activation),
+        )
         .route("/api/search/systemusers", post(systemusers::search::handle))
         .route(
             "/api/systemusers/import",
@@ -116,6 +122,7 @@ pub fn router(state: ApiState) -> Router {
             get(usergroups::members::memberof),
         )
         .route("/userportal/login", post(userportal::login::handle))
+        .route("/userportal/activate", post(userportal::activate::handle))
         .route("/userportal/totp/start", post(userportal::totp::start))
         .route("/userportal/totp/finish", post(userportal::totp::finish))
         .route(

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         crate::systemusers::actions::expire,
         crate::systemusers::actions::reset_mfa,
         crate::systemusers::actions::activate,
+        crate::systemusers::actions::send_activation,
         crate::systemusers::search::handle,
         crate::systemusers::import::handle,
         crate::usergroups::crud::list,
@@ -47,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         crate::administrators::session::login,
         crate::administrators::session::logout,
         crate::userportal::login::handle,
+        crate::userportal::activate::handle,
         crate::userportal::totp::start,
         crate::userportal::totp::finish
     ),

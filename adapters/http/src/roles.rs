@@ -53,7 +53,8 @@ pub fn need(method: &Method, pattern: &str) -> Need {
         "/api/systemusers/{id}/unlock"
         | "/api/systemusers/{id}/expire"
         | "/api/systemusers/{id}/resetmfa"
-        | "/api/systemusers/{id}/state/activate" => Need::UserHelp,
+        | "/api/systemusers/{id}/state/activate"
+        | "/api/systemusers/{id}/activation" => Need::UserHelp,
         "/api/systemusers" | "/api/systemusers/{id}" | "/api/systemusers/import" => Need::UserWrite,
         p if p.starts_with("/api/v2/usergroups") => Need::GroupWrite,
         p if p.starts_with("/api/organizations") => Need::OrgWrite,

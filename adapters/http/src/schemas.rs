@@ -12,7 +12,10 @@ use utoipa::ToSchema;
 pub struct NewUser {
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub username: String,
-    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$"
+    )]
     pub email: String,
     #[schema(max_length = 256)]
     pub firstname: Option<String>,
@@ -43,7 +46,10 @@ pub struct NewUser {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdmin {
-    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$"
+    )]
     pub email: String,
     #[schema(inline)]
     pub role: Role,
@@ -69,6 +75,20 @@ pub struct AcceptInvitation {
     pub orgId: String,
     #[schema(pattern = r"^[0-9a-f]{24}$")]
     pub adminId: String,
+    #[schema(max_length = 128)]
+    pub token: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct Activation {
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub orgId: String,
+    #[schema(pattern = r"^[0-9a-f]{24}$")]
+    pub userId: String,
     #[schema(max_length = 128)]
     pub token: String,
     #[schema(min_length = 8, max_length = 1024)]
@@ -165,11 +185,18 @@ pub struct SearchFilter {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[schema(max_length = 1024)]
     pub description: Option<String>,
-    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$"
+    )]
     pub email: Option<String>,
     #[schema(inline)]
     #[serde(default)]
@@ -180,12 +207,19 @@ pub struct Group {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPatch {
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     #[serde(default)]
     pub name: String,
     #[schema(max_length = 1024)]
     pub description: Option<String>,
-    #[schema(max_length = 254, pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$"
+    )]
     pub email: Option<String>,
     #[schema(inline)]
     #[serde(default)]

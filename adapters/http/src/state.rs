@@ -20,4 +20,6 @@ pub struct ApiState {
     pub consistency_wait: Duration,
     /// Signs admin portal session cookies.
     pub session_key: crate::session::SessionKey,
+    /// How users reach this API (`http.public_url`): the base of emailed links.
+    pub public_url: String,
 }

@@ -19,6 +19,8 @@ pub struct Config {
     pub management: ListenConfig,
     pub logging: LoggingConfig,
     pub projections: ProjectionsConfig,
+    /// The SMTP relay that delivers the outbox; empty `host`: emails stay in the outbox.
+    pub smtp: castellan_mail::SmtpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +56,10 @@ pub struct HttpConfig {
     /// sessions end with the process.
     #[serde(default)]
     pub session_secret: String,
+    /// How users and admins reach the API, e.g. `https://directory.example.com`: the
+    /// base of emailed links. Empty: `http://` + `listen`.
+    #[serde(default)]
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,12 +89,14 @@ impl Default for Config {
             http: HttpConfig {
                 listen: "127.0.0.1:8080".parse().expect("static address"),
                 session_secret: String::new(),
+                public_url: String::new(),
             },
             management: ListenConfig {
                 listen: "127.0.0.1:9090".parse().expect("static address"),
             },
             logging: LoggingConfig::default(),
             projections: ProjectionsConfig::default(),
+            smtp: castellan_mail::SmtpConfig::default(),
         }
     }
 }
@@ -138,6 +146,7 @@ const SECTIONS: &[&str] = &[
     "management",
     "logging",
     "projections",
+    "smtp",
 ];
 
 impl Config {

@@ -65,6 +65,14 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         security.clone().run(log.clone(), projections_rx.clone()),
     ));
 
+    let http = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("http.listen {}", config.http.listen))?;
+    let mgmt = TcpListener::bind(config.management.listen)
+        .await
+        .with_context(|| format!("management.listen {}", config.management.listen))?;
+    let http_addr = http.local_addr()?;
+    let management_addr = mgmt.local_addr()?;
     let api = ApiState {
         log: log.clone(),
         store: store.clone(),
@@ -74,15 +82,18 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         failures: Arc::new(castellan_projections::security::Counter(security.clone())),
         consistency_wait: Duration::from_millis(config.projections.consistency_wait_ms),
         session_key: castellan_http::session::SessionKey::from_secret(&config.http.session_secret),
+        public_url: if config.http.public_url.is_empty() {
+            format!("http://{http_addr}")
+        } else {
+            config.http.public_url.trim_end_matches('/').to_string()
+        },
     };
-    let http = TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("http.listen {}", config.http.listen))?;
-    let mgmt = TcpListener::bind(config.management.listen)
-        .await
-        .with_context(|| format!("management.listen {}", config.management.listen))?;
-    let http_addr = http.local_addr()?;
-    let management_addr = mgmt.local_addr()?;
+
+    if config.smtp.enabled() {
+        let relay = castellan_mail::Relay::new(store.clone(), &config.smtp)
+            .with_context(|| format!("smtp.host {}", config.smtp.host))?;
+        projections.push(tokio::spawn(relay.run(projections_rx.clone())));
+    }
 
     let management = Management {
         log: log.clone(),

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 use crate::execute::execute;
+use crate::links;
 use crate::organizations;
 use crate::password;
 use crate::ports::EventLog;
@@ -42,7 +43,7 @@ pub struct CreatedAdmin {
 }
 
 /// How long an invitation's set-password link works.
-pub const INVITE_HOURS: i64 = 72;
+pub const INVITE_HOURS: i64 = links::LINK_HOURS;
 
 /// Creates an admin in `org`; the email must not belong to another admin.
 pub async fn create(
@@ -64,15 +65,11 @@ pub async fn create(
     }
     let (password_hash, invite_token) = match password {
         Some(p) => (Some(password::hash(p).await?), None),
-        None => (
-            None,
-            Some(Alphanumeric.sample_string(&mut rand::thread_rng(), 43)),
-        ),
+        None => (None, Some(links::new_token())),
     };
-    let expires = (meta.occurred_at + time::Duration::hours(INVITE_HOURS))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let invite = invite_token.as_ref().map(|t| (api_key_hash(t), expires));
+    let invite = invite_token
+        .as_ref()
+        .map(|t| (links::token_hash(t), links::expiry(meta.occurred_at)));
     unique::claim(
         log,
         installation_org(),
@@ -133,18 +130,8 @@ pub async fn accept_invitation(
     )
     .await?
     .state;
-    let now = meta.occurred_at;
-    let expired = a
-        .invite_expires_at
-        .as_deref()
-        .and_then(|e| {
-            time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .is_none_or(|e| now >= e);
-    let valid = !a.deleted
-        && !expired
-        && a.invite_token_hash.as_deref() == Some(api_key_hash(token).as_str());
-    if !valid {
+    // Checked again inside the command, where a concurrent use of the link loses.
+    if a.deleted || a.invite_token_hash.as_deref() != Some(links::token_hash(token).as_str()) {
         return Err(DomainError::invalid("token", "the link is invalid, used or expired").into());
     }
     castellan_domain::password_policy::PasswordPolicy::default().check(
@@ -158,7 +145,10 @@ pub async fn accept_invitation(
         org,
         &admin.to_string(),
         meta,
-        AdminCommand::SetPassword { hash },
+        AdminCommand::SetPassword {
+            hash,
+            invite_token_hash: Some(links::token_hash(token)),
+        },
     )
     .await?
     .position)

@@ -5,6 +5,7 @@
 //! - [`ports`]: the event log port ([`ports::EventLog`]), its error, the clock and the blob store.
 //! - [`execute`]: load an aggregate, `decide`, append with the expected version, retry on conflict.
 //! - [`unique`]: unique keys (usernames, emails) as reservation streams that expect version 0.
+//! - [`links`]: one-time link tokens (invitations, activation) and their expiry.
 //! - [`password`]: argon2id hashing and verification, off the async runtime.
 //! - [`organizations`]: organization commands (create, update, logo).
 //! - [`admins`]: administrator commands (create, API keys) and `bootstrap`.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod execute;
 pub mod groups;
 pub mod import;
+pub mod links;
 pub mod login;
 pub mod organizations;
 pub mod password;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::AppError;
 use crate::execute::{execute, load, Executed};
+use crate::links;
 use crate::password;
 use crate::ports::EventLog;
 use crate::unique;
@@ -248,7 +249,8 @@ pub async fn update(
 }
 
 /// Sets a password through the policy, including history; `activate` moves a staged
-/// user to ACTIVATED (the activation link's path).
+/// user to ACTIVATED. With `link_token` (the activation link's path) the token must be
+/// the user's current, unexpired one, and it is spent by this change.
 pub async fn set_password(
     log: &dyn EventLog,
     org: ObjectId,
@@ -256,6 +258,7 @@ pub async fn set_password(
     meta: EventMeta,
     new_password: String,
     activate: bool,
+    link_token: Option<&str>,
 ) -> Result<Executed<User>, AppError> {
     let (policy, _) = org_policy(log, org).await?;
     let user = load::<User>(log, org, &StreamId::aggregate("user", id))
@@ -263,6 +266,15 @@ pub async fn set_password(
         .state;
     if !user.exists || user.deleted {
         return Err(DomainError::NotFound { kind: "user" }.into());
+    }
+    // A dead link is refused before the password is judged (the command checks again,
+    // where a concurrent use loses).
+    if let Some(token) = link_token {
+        if user.activation_token_hash.as_deref() != Some(links::token_hash(token).as_str()) {
+            return Err(
+                DomainError::invalid("token", "the link is invalid, used or expired").into(),
+            );
+        }
     }
     policy.check("password", &new_password, Some(user.username()))?;
     if policy.max_history > 0 {
@@ -290,9 +302,30 @@ pub async fn set_password(
         org,
         &id.to_string(),
         meta,
-        UserCommand::SetPassword { hash, activate },
+        UserCommand::SetPassword {
+            hash,
+            activate,
+            link_token_hash: link_token.map(links::token_hash),
+        },
     )
     .await
+}
+
+/// Issues a new activation link for a staged user without a password; returns the
+/// token (for the email) and the executed command. The previous link stops working.
+pub async fn issue_activation(
+    log: &dyn EventLog,
+    org: ObjectId,
+    id: ObjectId,
+    meta: EventMeta,
+) -> Result<(String, Executed<User>), AppError> {
+    let token = links::new_token();
+    let command = UserCommand::IssueActivation {
+        token_hash: links::token_hash(&token),
+        expires_at: links::expiry(meta.occurred_at),
+    };
+    let done = execute::<User>(log, org, &id.to_string(), meta, command).await?;
+    Ok((token, done))
 }
 
 /// A lifecycle command (suspend, unlock, expire, reset MFA, activate…).

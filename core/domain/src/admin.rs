@@ -49,6 +49,9 @@ pub enum AdminCommand {
     },
     SetPassword {
         hash: String,
+        /// Through the invitation link: the hash of its token, checked here so that
+        /// two concurrent uses of one link cannot both succeed.
+        invite_token_hash: Option<String>,
     },
     Delete,
 }
@@ -153,7 +156,7 @@ impl Aggregate for Admin {
     fn decide(
         &self,
         command: &AdminCommand,
-        _: &DecideContext,
+        ctx: &DecideContext,
     ) -> Result<Vec<AdminEvent>, DomainError> {
         match command {
             AdminCommand::Create {
@@ -205,9 +208,31 @@ impl Aggregate for Admin {
                     }),
                 })])
             }
-            AdminCommand::SetPassword { hash } => {
+            AdminCommand::SetPassword {
+                hash,
+                invite_token_hash,
+            } => {
                 if !self.exists || self.deleted {
                     return Err(DomainError::NotFound { kind: "admin" });
+                }
+                if let Some(given) = invite_token_hash {
+                    let expired = self
+                        .invite_expires_at
+                        .as_deref()
+                        .and_then(|e| {
+                            time::OffsetDateTime::parse(
+                                e,
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .ok()
+                        })
+                        .is_none_or(|e| ctx.now >= e);
+                    if expired || self.invite_token_hash.as_deref() != Some(given.as_str()) {
+                        return Err(DomainError::invalid(
+                            "token",
+                            "the link is invalid, used or expired",
+                        ));
+                    }
                 }
                 Ok(vec![AdminEvent::PasswordChanged(AdminChanged {
                     changes: vec![Change::new("password", Value::Null, Value::Null)],

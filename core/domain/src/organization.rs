@@ -130,12 +130,10 @@ pub fn is_plausible_email(email: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = (2..=9).contains(&labels.len())
         && labels.iter().all(|l| {
-            (1..=63).contains(&l.len())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     email.len() <= 254 && local_ok && domain_ok
 }
-
 
 fn check_name(v: &mut Violations, name: &str) {
     let trimmed = name.trim();

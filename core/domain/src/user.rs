@@ -886,6 +886,51 @@ mod tests {
     }
 
     #[test]
+    fn an_activation_link_works_once_and_expires() {
+        let mut u = alice();
+        let expires = (ctx().now + time::Duration::hours(72))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let issue = |token: &str| UserCommand::IssueActivation {
+            token_hash: token.into(),
+            expires_at: expires.clone(),
+        };
+        let e = run(&mut u, issue("t1")).unwrap();
+        assert!(
+            !e[0].body.changes.iter().any(|c| c.to == json!("t1")),
+            "the token hash is not a change"
+        );
+        run(&mut u, issue("t2")).unwrap();
+        let with = |token: &str| UserCommand::SetPassword {
+            hash: "h".into(),
+            activate: true,
+            link_token_hash: Some(token.into()),
+        };
+        let err = u.decide(&with("t1"), &ctx()).unwrap_err();
+        assert_eq!(err.field(), Some("token"), "a replaced link is dead");
+        let late = DecideContext {
+            now: ctx().now + time::Duration::hours(73),
+        };
+        assert_eq!(
+            u.decide(&with("t2"), &late).unwrap_err().field(),
+            Some("token"),
+            "expired"
+        );
+        run(&mut u, with("t2")).unwrap();
+        assert_eq!(u.state, UserState::Activated);
+        assert_eq!(
+            run(&mut u, with("t2")).unwrap_err().field(),
+            Some("token"),
+            "used"
+        );
+        assert_eq!(
+            run(&mut u, issue("t3")).unwrap_err().code(),
+            "invalid_state",
+            "active users get no link"
+        );
+    }
+
+    #[test]
     fn lifecycle_events_have_their_insights_types() {
         let mut u = alice();
         run(

@@ -172,6 +172,14 @@ const MIGRATIONS: &[Migration] = &[
               CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent_at, created_at)",
         postgres: None,
     },
+    Migration {
+        version: 7,
+        name: "outbox delivery: attempts, last error, lease",
+        sql: "ALTER TABLE outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+              ALTER TABLE outbox ADD COLUMN last_error TEXT;
+              ALTER TABLE outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0",
+        postgres: None,
+    },
 ];
 
 impl ReadStore {

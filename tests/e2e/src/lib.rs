@@ -6,12 +6,14 @@
 //! - [`node`]: a Castellan node in-process on port 0, and bootstrap of an org with a key.
 //! - [`contract`]: the event-log contract, run against every adapter.
 //! - [`ports`]: free loopback ports.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) writing what it receives to a Maildir.
 
 pub mod contract;
 pub mod nats;
 pub mod node;
 pub mod ports;
 pub mod postgres;
+pub mod smtp;
 
 /// True when running under CI, where no backing service may be skipped.
 pub fn in_ci() -> bool {

@@ -12,6 +12,7 @@ mod e2e {
     pub mod import;
     pub mod layout;
     pub mod login;
+    pub mod mail;
     pub mod openapi;
     pub mod projections;
     pub mod server_http;

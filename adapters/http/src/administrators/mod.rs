@@ -70,27 +70,14 @@ pub async fn create(
     .await?;
     let mut invitation = false;
     if let Some(token) = &created.invite_token {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let link = format!(
-            "http://{host}/api/administrators/invitations/accept?orgId={}&adminId={}&token={token}",
-            caller.org, created.id
-        );
-        let body = format!(
-            "You were invited to administer an organization in Castellan.\n\nSet your password within {} hours: POST {{\"password\": …}} to\n{link}\n",
-            admins::INVITE_HOURS
-        );
-        state
-            .store
-            .enqueue_mail(
-                &caller.org.to_string(),
-                &new.email.to_lowercase(),
-                "Your Castellan administrator invitation",
-                &body,
-            )
-            .await?;
+        crate::mail::invitation(
+            &state,
+            caller.org,
+            created.id,
+            &new.email.to_lowercase(),
+            token,
+        )
+        .await?;
         invitation = true;
     }
     consistency::wait_for(&state, created.position).await?;

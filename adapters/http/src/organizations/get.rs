@@ -1,7 +1,7 @@
 //! `GET /api/organizations/{id}`
 
-use axum::extract::{Path, State};
 use crate::query::Query;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `GET /api/organizations`: the organizations the caller administers, as a v1 list.
 
-use axum::extract::State;
 use crate::query::Query;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};

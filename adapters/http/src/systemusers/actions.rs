@@ -1,4 +1,4 @@
-//! `POST /api/systemusers/{id}/unlock | /expire | /resetmfa | /state/activate`.
+//! `POST /api/systemusers/{id}/unlock | /expire | /resetmfa | /state/activate | /activation`.
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -82,4 +82,26 @@ pub async fn activate(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     run(s, c, id, UserCommand::Activate).await
+}
+
+/// Emails a new activation link to a staged user without a password (the previous
+/// link stops working).
+#[utoipa::path(
+    post,
+    path = "/api/systemusers/{id}/activation",
+    tag = "systemusers",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
+pub async fn send_activation(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user_id = super::parse_id(&id)?;
+    let (token, done) =
+        users::issue_activation(&*state.log, caller.org, user_id, caller.meta).await?;
+    crate::mail::activation(&state, caller.org, user_id, done.state.email(), &token).await?;
+    super::read_back(&state, &caller.org.to_string(), &id, done.position).await
 }

@@ -1,5 +1,6 @@
 //! `POST /api/systemusers`: `username` and `email` required; with `password` the
-//! user is ACTIVATED (after the password policy), without it STAGED.
+//! user is ACTIVATED (after the password policy), without it STAGED and emailed an
+//! activation link (CSV imports send no email).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -69,6 +70,13 @@ pub async fn handle(
     )
     .await?;
     let mut position = done.position;
+    // A user created without a password gets an activation link by email.
+    if done.state.password_hash.is_none() {
+        let (token, sent) =
+            users::issue_activation(&*state.log, caller.org, id, caller.meta.clone()).await?;
+        crate::mail::activation(&state, caller.org, id, sent.state.email(), &token).await?;
+        position = sent.position;
+    }
     if let Some((required, enrollment_days)) = require_mfa {
         let cmd = castellan_domain::user::UserCommand::RequireMfa {
             required,

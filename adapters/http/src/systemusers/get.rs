@@ -1,7 +1,7 @@
 //! `GET /api/systemusers/{id}`
 
-use axum::extract::{Path, State};
 use crate::query::Query;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;

@@ -3,9 +3,9 @@
 //! per-row results, or the result CSV itself with `Accept: text/csv`. A malformed file
 //! is refused whole (400 naming the line) before anything is imported.
 
+use crate::query::Query;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use crate::query::Query;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -67,7 +67,7 @@ pub async fn handle(
             .position;
     }
     if let Some(p) = password {
-        position = users::set_password(log, org, user_id, caller.meta.clone(), p, false)
+        position = users::set_password(log, org, user_id, caller.meta.clone(), p, false, None)
             .await?
             .position;
     }

@@ -1,9 +1,9 @@
 //! `GET /api/v2/usergroups/{id}/associations?targets=TYPE` and
 //! `POST …/associations {op: add|remove|update, type, id, attributes}`.
 
+use crate::query::Query;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use crate::query::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;

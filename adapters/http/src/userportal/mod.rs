@@ -1,6 +1,7 @@
-//! The user portal's API: login, and TOTP enrollment. Until portal sessions exist,
+//! The user portal's API: login, activation links, and TOTP enrollment. Until portal sessions exist,
 //! enrollment calls carry the user's password.
 
+pub mod activate;
 pub mod login;
 pub mod totp;
 

@@ -21,6 +21,8 @@ pub struct Caller {
     pub admin: AdminPrincipal,
     pub org: ObjectId,
     pub meta: EventMeta,
+    /// A portal session that may only enroll TOTP.
+    pub enroll_only: bool,
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -35,9 +37,22 @@ fn unauthorized() -> ApiError {
     )
 }
 
+/// Who is calling, and how.
+pub struct Authenticated {
+    pub admin: AdminPrincipal,
+    /// A portal session that may only enroll TOTP (the org requires MFA).
+    pub enroll_only: bool,
+    /// The session token, when the caller came with the cookie.
+    pub session_token: Option<String>,
+}
+
 /// The admin a request acts for: by `x-api-key`, or by the session cookie (whose
 /// state-changing requests must carry the CSRF token).
 pub fn principal(state: &ApiState, parts: &Parts) -> Result<AdminPrincipal, ApiError> {
+    authenticate(state, parts).map(|a| a.admin)
+}
+
+pub fn authenticate(state: &ApiState, parts: &Parts) -> Result<Authenticated, ApiError> {
     let index = state.admins.snapshot();
     if let Some(key) = header(parts, "x-api-key") {
         if key.len() > 256 {
@@ -48,21 +63,26 @@ pub fn principal(state: &ApiState, parts: &Parts) -> Result<AdminPrincipal, ApiE
             .state
             .by_api_key_hash(&hash)
             .cloned()
+            .map(|admin| Authenticated {
+                admin,
+                enroll_only: false,
+                session_token: None,
+            })
             .ok_or_else(unauthorized);
     }
     let token = header(parts, "cookie")
         .and_then(crate::session::from_cookies)
         .ok_or_else(unauthorized)?;
     let now = state.clock.now().unix_timestamp();
-    let (admin, org) = state
+    let session = state
         .session_key
         .verify(token, now)
         .ok_or_else(unauthorized)?;
     let principal = index
         .state
         .admins
-        .get(&admin)
-        .filter(|p| p.org_id == org)
+        .get(&session.admin)
+        .filter(|p| p.org_id == session.org)
         .cloned()
         .ok_or_else(unauthorized)?;
     let safe = matches!(
@@ -79,14 +99,20 @@ pub fn principal(state: &ApiState, parts: &Parts) -> Result<AdminPrincipal, ApiE
             "send the session's x-csrf-token",
         ));
     }
-    Ok(principal)
+    Ok(Authenticated {
+        admin: principal,
+        enroll_only: session.enroll_only,
+        session_token: Some(token.to_string()),
+    })
 }
 
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let admin = principal(state, parts)?;
+        let Authenticated {
+            admin, enroll_only, ..
+        } = authenticate(state, parts)?;
         if let Some(org) = header(parts, "x-org-id") {
             if org.parse::<ObjectId>().ok() != Some(admin.org_id) {
                 return Err(ApiError::new(
@@ -119,6 +145,7 @@ impl FromRequestParts<ApiState> for Caller {
             org: admin.org_id,
             admin,
             meta,
+            enroll_only,
         })
     }
 }

@@ -142,6 +142,12 @@ pub fn router(state: ApiState) -> Router {
             post(administrators::accept),
         )
         .route("/api/outbox", get(administrators::outbox))
+        .route("/api/admin/totp/start", post(administrators::totp::start))
+        .route("/api/admin/totp/finish", post(administrators::totp::finish))
+        .route(
+            "/api/administrators/{id}/totp",
+            axum::routing::delete(administrators::totp::reset),
+        )
         .route(
             "/api/admin/session",
             post(administrators::session::login).delete(administrators::session::logout),

@@ -31,6 +31,13 @@ pub enum Need {
     SelfOrAdminManage,
 }
 
+/// What a session that must enroll TOTP first may reach.
+const ENROLLMENT_ROUTES: &[&str] = &[
+    "/api/admin/totp/start",
+    "/api/admin/totp/finish",
+    "/api/admin/session",
+];
+
 /// What a route needs, by method and route pattern. Unknown writes need the most.
 pub fn need(method: &Method, pattern: &str) -> Need {
     if pattern.starts_with("/userportal/")
@@ -58,7 +65,10 @@ pub fn need(method: &Method, pattern: &str) -> Need {
         "/api/systemusers" | "/api/systemusers/{id}" | "/api/systemusers/import" => Need::UserWrite,
         p if p.starts_with("/api/v2/usergroups") => Need::GroupWrite,
         p if p.starts_with("/api/organizations") => Need::OrgWrite,
-        "/api/administrators/{id}/apikey" | "/api/admin/session" => Need::SelfOrAdminManage,
+        "/api/administrators/{id}/apikey"
+        | "/api/admin/session"
+        | "/api/admin/totp/start"
+        | "/api/admin/totp/finish" => Need::SelfOrAdminManage,
         _ => Need::AdminManage,
     }
 }
@@ -91,7 +101,18 @@ pub async fn enforce(State(state): State<ApiState>, request: Request, next: Next
     }
     let (parts, body) = request.into_parts();
     // No or bad credentials: the handler's authentication answers 401 (or 403 for CSRF).
-    let role = crate::auth::principal(&state, &parts).ok().map(|p| p.role);
+    let caller = crate::auth::authenticate(&state, &parts).ok();
+    if caller.as_ref().is_some_and(|c| c.enroll_only)
+        && !ENROLLMENT_ROUTES.contains(&pattern.as_str())
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_enrollment_required",
+            "your organization requires TOTP: enroll at /api/admin/totp/start and /finish first",
+        )
+        .into_response();
+    }
+    let role = caller.map(|c| c.admin.role);
     let request = Request::from_parts(parts, body);
     match role {
         None => next.run(request).await,

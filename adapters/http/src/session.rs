@@ -2,9 +2,10 @@
 //! CSRF token derived from it that every state-changing request made with the cookie
 //! must echo in `x-csrf-token` (requests with `x-api-key` carry no cookie and need none).
 //!
-//! Tokens are stateless (`base64url(admin.org.expiry).hmac`), so any node with the same
-//! secret accepts them; a deleted admin's session stops at once because the admin must
-//! still be in the admin index.
+//! Tokens are stateless (`base64url(admin.org.expiry.scope).hmac`), so any node with the
+//! same secret accepts them; a deleted admin's session stops at once because the admin
+//! must still be in the admin index. The scope `enroll` marks a session that may only
+//! enroll TOTP (its organization requires MFA and the admin has none yet).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,6 +20,20 @@ pub const TTL_SECONDS: i64 = 8 * 3600;
 
 #[derive(Clone)]
 pub struct SessionKey([u8; 32]);
+
+/// What a valid session token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub admin: ObjectId,
+    pub org: ObjectId,
+    /// Only TOTP enrollment (and logout) until the admin enrolls.
+    pub enroll_only: bool,
+}
+
+/// A cookie carrying `token` (HttpOnly, SameSite=Strict).
+pub fn cookie(token: &str) -> String {
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECONDS}")
+}
 
 impl SessionKey {
     /// From the configured secret; an empty one gives a random key (sessions end with the process).
@@ -38,14 +53,15 @@ impl SessionKey {
         mac.finalize().into_bytes().to_vec()
     }
 
-    pub fn issue(&self, admin: ObjectId, org: ObjectId, now: i64) -> String {
-        let body = URL_SAFE_NO_PAD.encode(format!("{admin}.{org}.{}", now + TTL_SECONDS));
+    pub fn issue(&self, admin: ObjectId, org: ObjectId, now: i64, enroll_only: bool) -> String {
+        let scope = if enroll_only { "enroll" } else { "full" };
+        let body = URL_SAFE_NO_PAD.encode(format!("{admin}.{org}.{}.{scope}", now + TTL_SECONDS));
         let sig = URL_SAFE_NO_PAD.encode(self.mac(body.as_bytes()));
         format!("{body}.{sig}")
     }
 
-    /// The admin and org of a valid, unexpired token.
-    pub fn verify(&self, token: &str, now: i64) -> Option<(ObjectId, ObjectId)> {
+    /// The session of a valid, unexpired token.
+    pub fn verify(&self, token: &str, now: i64) -> Option<Session> {
         let (body, sig) = token.split_once('.')?;
         let expected = self.mac(body.as_bytes());
         let given = URL_SAFE_NO_PAD.decode(sig).ok()?;
@@ -61,7 +77,16 @@ impl SessionKey {
         let admin = parts.next()?.parse().ok()?;
         let org = parts.next()?.parse().ok()?;
         let expires: i64 = parts.next()?.parse().ok()?;
-        (now < expires).then_some((admin, org))
+        let enroll_only = match parts.next()? {
+            "full" => false,
+            "enroll" => true,
+            _ => return None,
+        };
+        (now < expires).then_some(Session {
+            admin,
+            org,
+            enroll_only,
+        })
     }
 
     /// The CSRF token that goes with a session token.
@@ -87,8 +112,15 @@ mod tests {
     fn tokens_verify_expire_and_resist_tampering() {
         let key = SessionKey::from_secret("s3cret");
         let (a, o) = (ObjectId::generate(1), ObjectId::generate(2));
-        let t = key.issue(a, o, 1000);
-        assert_eq!(key.verify(&t, 1001), Some((a, o)));
+        let t = key.issue(a, o, 1000, false);
+        let full = Session {
+            admin: a,
+            org: o,
+            enroll_only: false,
+        };
+        assert_eq!(key.verify(&t, 1001), Some(full));
+        let e = key.issue(a, o, 1000, true);
+        assert_eq!(key.verify(&e, 1001).map(|s| s.enroll_only), Some(true));
         assert_eq!(key.verify(&t, 1000 + TTL_SECONDS), None, "expired");
         assert_eq!(
             SessionKey::from_secret("other").verify(&t, 1001),
@@ -98,7 +130,7 @@ mod tests {
         let mut forged = t.clone();
         forged.insert(3, 'x');
         assert_eq!(key.verify(&forged, 1001), None);
-        assert_ne!(key.csrf(&t), key.csrf(&key.issue(a, o, 2000)));
+        assert_ne!(key.csrf(&t), key.csrf(&key.issue(a, o, 2000, false)));
         assert_eq!(
             from_cookies(&format!("a=b; {COOKIE}={t}; c=d")),
             Some(t.as_str())

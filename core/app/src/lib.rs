@@ -15,9 +15,11 @@
 //! - [`import`]: CSV user import (exact header, per-row results, dry run, bounded memory).
 //! - [`login`]: user login with the shared lockout counter; every attempt is an event.
 //! - [`totp`]: TOTP enrollment (URI, QR PNG) and replay-proof verification.
+//! - [`admin_totp`]: the same for administrators (optional, or required by the org).
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
 
+pub mod admin_totp;
 pub mod admins;
 pub mod error;
 pub mod execute;

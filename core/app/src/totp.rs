@@ -67,10 +67,7 @@ pub async fn start(
     meta: EventMeta,
     issuer: &str,
 ) -> Result<Enrollment, AppError> {
-    let secret = match Secret::generate_secret().to_encoded() {
-        Secret::Encoded(s) => s,
-        Secret::Raw(_) => return Err(AppError::Internal("secret encoding".into())),
-    };
+    let secret = new_secret()?;
     let done = execute::<User>(
         log,
         org,
@@ -81,7 +78,24 @@ pub async fn start(
         },
     )
     .await?;
-    let t = totp(&secret, done.state.username(), issuer)?;
+    enrollment(secret, done.state.username(), issuer)
+}
+
+/// A new random secret, base32.
+pub(crate) fn new_secret() -> Result<String, AppError> {
+    match Secret::generate_secret().to_encoded() {
+        Secret::Encoded(s) => Ok(s),
+        Secret::Raw(_) => Err(AppError::Internal("secret encoding".into())),
+    }
+}
+
+/// The URI and QR code an authenticator app scans.
+pub(crate) fn enrollment(
+    secret: String,
+    account: &str,
+    issuer: &str,
+) -> Result<Enrollment, AppError> {
+    let t = totp(&secret, account, issuer)?;
     Ok(Enrollment {
         otpauth_uri: t.get_url(),
         qr_png_base64: t.get_qr_base64().map_err(AppError::Internal)?,

@@ -309,6 +309,15 @@ impl Organization {
             .unwrap_or_default()
     }
 
+    /// `settings.requireAdminMfa`: every admin must log in with TOTP (those not enrolled
+    /// enroll at their next login before they can do anything else).
+    pub fn requires_admin_mfa(&self) -> bool {
+        self.settings
+            .get("requireAdminMfa")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     fn require_exists(&self) -> Result<(), DomainError> {
         if !self.exists {
             return Err(DomainError::NotFound {
@@ -381,6 +390,12 @@ fn check_settings(v: &mut Violations, current: &Map<String, Value>, patch: &Map<
                 }
             }
         }
+    }
+    if patch
+        .get("requireAdminMfa")
+        .is_some_and(|b| !b.is_null() && !b.is_boolean())
+    {
+        v.add("settings.requireAdminMfa", "must be true or false");
     }
     let size = serde_json::to_vec(&merged).map(|b| b.len()).unwrap_or(0);
     if size > MAX_SETTINGS_BYTES {

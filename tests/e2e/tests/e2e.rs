@@ -1,6 +1,7 @@
 //! The end-to-end suite: one test binary (each binary links the world).
 
 mod e2e {
+    pub mod admin_mfa;
     pub mod admins_http;
     pub mod cli;
     pub mod cluster;

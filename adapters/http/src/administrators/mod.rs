@@ -2,6 +2,7 @@
 //! invitation; `/api/outbox`: the emails waiting for a relay.
 
 pub mod session;
+pub mod totp;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -1,6 +1,11 @@
-//! `POST /api/admin/session {email, password}`: an admin portal session (cookie +
+//! `POST /api/admin/session {email, password, totp?}`: an admin portal session (cookie +
 //! CSRF token); `DELETE /api/admin/session` ends it in the browser. Every attempt is an
 //! `admin_login_attempt` authentication event.
+//!
+//! An admin with TOTP enrolled must send a code (401 `mfa_required` without one; a code
+//! is used once). If the organization requires MFA and the admin has none yet, the
+//! session may only enroll (`mfaEnrollmentRequired: true`; every other route answers
+//! 403 `mfa_enrollment_required`).
 
 use std::net::SocketAddr;
 
@@ -20,7 +25,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::organizations::update::parse;
-use crate::session::{COOKIE, TTL_SECONDS};
+use crate::session::COOKIE;
 use crate::state::ApiState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -30,6 +35,10 @@ pub struct Credentials {
     email: String,
     #[schema(max_length = 1024)]
     password: String,
+    /// The current code of the admin's authenticator app, when TOTP is enrolled.
+    #[schema(pattern = r"^[0-9]{6}$")]
+    #[serde(default)]
+    totp: Option<String>,
 }
 
 async fn record(
@@ -39,6 +48,8 @@ async fn record(
     email: &str,
     admin: Option<ObjectId>,
     success: bool,
+    mfa: bool,
+    error: Option<&str>,
 ) -> Result<(), ApiError> {
     let commit = Commit {
         commit_id: uuid::Uuid::now_v7(),
@@ -54,8 +65,8 @@ async fn record(
                 "success": success,
                 "initiated_by": {"type": "admin", "id": admin.map(|a| a.to_string()), "email": email},
                 "auth_method": "session",
-                "mfa": false,
-                "error_message": if success { serde_json::Value::Null } else { json!("invalid credentials") },
+                "mfa": mfa,
+                "error_message": error,
             }),
         }],
     };
@@ -100,7 +111,7 @@ pub async fn login(
         .await?
         .and_then(|o| o.parse().ok());
     let principal = id.and_then(|id| state.admins.snapshot().state.admins.get(&id).cloned());
-    let stored = match &principal {
+    let admin = match &principal {
         Some(p) => {
             castellan_app::execute::load::<Admin>(
                 &*state.log,
@@ -109,40 +120,118 @@ pub async fn login(
             )
             .await?
             .state
-            .password_hash
         }
-        None => None,
+        None => Admin::default(),
     };
+    let stored = admin.password_hash.clone();
     // Unknown admins and wrong passwords take the same time and get the same answer.
     let hash = stored
         .clone()
         .unwrap_or_else(|| castellan_app::login::dummy_hash().to_string());
     let ok = password::verify(c.password, hash).await.unwrap_or(false) && stored.is_some();
     let org = principal.as_ref().map(|p| p.org_id).unwrap_or(installation);
-    let Some(p) = principal.filter(|_| ok) else {
-        record(&state, meta, org, &email, id, false).await?;
-        return Err(ApiError::new(
+    let invalid = || {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "invalid credentials",
-        ));
+        )
     };
-    record(&state, meta, org, &email, Some(p.admin_id), true).await?;
-    let token = state
-        .session_key
-        .issue(p.admin_id, p.org_id, state.clock.now().unix_timestamp());
-    let cookie =
-        format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECONDS}");
-    let mut response = Json(json!({
+    let Some(p) = principal.filter(|_| ok) else {
+        record(
+            &state,
+            meta,
+            org,
+            &email,
+            id,
+            false,
+            false,
+            Some("invalid credentials"),
+        )
+        .await?;
+        return Err(invalid());
+    };
+    let mut enroll_only = false;
+    if admin.totp_enrolled {
+        let Some(code) = c.totp.as_deref() else {
+            record(
+                &state,
+                meta,
+                org,
+                &email,
+                id,
+                false,
+                false,
+                Some("mfa required"),
+            )
+            .await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "send the current code of your authenticator app in totp",
+            ));
+        };
+        let used = castellan_app::admin_totp::verify(
+            &*state.log,
+            p.org_id,
+            &admin,
+            p.admin_id,
+            meta.clone(),
+            code,
+        )
+        .await;
+        if let Err(e) = used {
+            if !matches!(e, castellan_app::AppError::Domain(_)) {
+                return Err(e.into());
+            }
+            record(
+                &state,
+                meta,
+                org,
+                &email,
+                id,
+                false,
+                true,
+                Some("invalid TOTP code"),
+            )
+            .await?;
+            return Err(invalid());
+        }
+    } else if castellan_app::admin_totp::org_requires_mfa(&*state.log, p.org_id).await? {
+        enroll_only = true;
+    }
+    record(
+        &state,
+        meta,
+        org,
+        &email,
+        Some(p.admin_id),
+        true,
+        admin.totp_enrolled,
+        None,
+    )
+    .await?;
+    let token = state.session_key.issue(
+        p.admin_id,
+        p.org_id,
+        state.clock.now().unix_timestamp(),
+        enroll_only,
+    );
+    let body = json!({
         "adminId": p.admin_id.to_string(),
         "orgId": p.org_id.to_string(),
         "role": p.role,
         "csrfToken": state.session_key.csrf(&token),
-    }))
-    .into_response();
+        "mfaEnrollmentRequired": enroll_only,
+    });
+    with_cookie(Json(body).into_response(), &token)
+}
+
+/// Sets the session cookie on a response.
+pub fn with_cookie(mut response: Response, token: &str) -> Result<Response, ApiError> {
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| {
+        HeaderValue::from_str(&crate::session::cookie(token)).map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })?,
     );

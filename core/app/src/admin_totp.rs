@@ -1,0 +1,103 @@
+//! TOTP for administrators: the same RFC 6238 codes and rules as users' (±1 step, a
+//! step used once, enrollment confirmed by a first code that cannot log in), kept in
+//! the admin's stream. Whether a login needs it: the admin enrolled, or the
+//! organization's `settings.requireAdminMfa`.
+
+use castellan_domain::admin::{Admin, AdminCommand};
+use castellan_domain::envelope::{EventMeta, StreamId};
+use castellan_domain::{DomainError, ObjectId};
+
+use crate::error::AppError;
+use crate::execute::{execute, load, Executed};
+use crate::ports::EventLog;
+use crate::totp::{enrollment, matching_steps, new_secret, Enrollment};
+
+/// Starts (or restarts) the admin's enrollment with a new secret.
+pub async fn start(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+    issuer: &str,
+) -> Result<Enrollment, AppError> {
+    let secret = new_secret()?;
+    let done = execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::StartTotp {
+            secret: secret.clone(),
+        },
+    )
+    .await?;
+    enrollment(secret, &done.state.email, issuer)
+}
+
+/// Confirms the enrollment with a valid code; that code's step is spent.
+pub async fn finish(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+    code: &str,
+) -> Result<Executed<Admin>, AppError> {
+    let a = load::<Admin>(log, org, &StreamId::aggregate("admin", admin))
+        .await?
+        .state;
+    let secret = a
+        .totp_pending_secret
+        .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
+    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
+    let step = matching_steps(&secret, code, now)?
+        .into_iter()
+        .max()
+        .ok_or_else(|| DomainError::invalid("code", "the code is not valid"))?;
+    execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::FinishTotp { step },
+    )
+    .await
+}
+
+/// Checks a login code against the enrolled secret; `Ok` spends its step.
+pub async fn verify(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: &Admin,
+    admin_id: ObjectId,
+    meta: EventMeta,
+    code: &str,
+) -> Result<Executed<Admin>, AppError> {
+    let secret = admin
+        .totp_secret
+        .clone()
+        .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
+    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
+    let steps = matching_steps(&secret, code, now)?;
+    if steps.is_empty() {
+        return Err(DomainError::invalid("totp", "the code is not valid").into());
+    }
+    execute::<Admin>(
+        log,
+        org,
+        &admin_id.to_string(),
+        meta,
+        AdminCommand::UseTotp { secret, steps },
+    )
+    .await
+}
+
+/// Whether the organization requires every admin to log in with TOTP.
+pub async fn org_requires_mfa(log: &dyn EventLog, org: ObjectId) -> Result<bool, AppError> {
+    let loaded = load::<castellan_domain::organization::Organization>(
+        log,
+        org,
+        &StreamId::aggregate("organization", org),
+    )
+    .await?;
+    Ok(loaded.state.requires_admin_mfa())
+}

@@ -1,8 +1,9 @@
 //! Request authentication and event metadata.
 //!
 //! `x-api-key` is hashed (SHA-256) and looked up in the in-memory admin index; an
-//! unknown key and a missing key answer alike. `x-org-id`, when sent, must name the
-//! admin's organization.
+//! unknown key and a missing key answer alike. `x-org-id` selects the organization for
+//! an admin of several (their home organization without it); one they do not serve
+//! answers 403. The role is the admin's role in the selected organization.
 
 use std::net::SocketAddr;
 
@@ -18,7 +19,9 @@ use crate::state::ApiState;
 
 /// An authenticated admin and the metadata its changes are recorded with.
 pub struct Caller {
+    /// The admin, with `org_id` their home organization and `role` their role in `org`.
     pub admin: AdminPrincipal,
+    /// The organization the request acts in.
     pub org: ObjectId,
     pub meta: EventMeta,
     /// A portal session that may only enroll TOTP.
@@ -39,7 +42,10 @@ fn unauthorized() -> ApiError {
 
 /// Who is calling, and how.
 pub struct Authenticated {
+    /// `org_id` is the home organization; `role` the role in `org`.
     pub admin: AdminPrincipal,
+    /// The organization selected (`x-org-id`, else home).
+    pub org: ObjectId,
     /// A portal session that may only enroll TOTP (the org requires MFA).
     pub enroll_only: bool,
     /// The session token, when the caller came with the cookie.
@@ -53,6 +59,28 @@ pub fn principal(state: &ApiState, parts: &Parts) -> Result<AdminPrincipal, ApiE
 }
 
 pub fn authenticate(state: &ApiState, parts: &Parts) -> Result<Authenticated, ApiError> {
+    let mut who = identify(state, parts)?;
+    if let Some(org) = header(parts, "x-org-id") {
+        let index = state.admins.snapshot();
+        let role = org
+            .parse::<ObjectId>()
+            .ok()
+            .and_then(|o| index.state.role_in(&who.admin, o).map(|r| (o, r)));
+        let Some((org, role)) = role else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "x-org-id names an organization you do not administer",
+            ));
+        };
+        who.org = org;
+        who.admin.role = role;
+    }
+    Ok(who)
+}
+
+/// The admin behind the key or the session, acting in their home organization.
+fn identify(state: &ApiState, parts: &Parts) -> Result<Authenticated, ApiError> {
     let index = state.admins.snapshot();
     if let Some(key) = header(parts, "x-api-key") {
         if key.len() > 256 {
@@ -64,6 +92,7 @@ pub fn authenticate(state: &ApiState, parts: &Parts) -> Result<Authenticated, Ap
             .by_api_key_hash(&hash)
             .cloned()
             .map(|admin| Authenticated {
+                org: admin.org_id,
                 admin,
                 enroll_only: false,
                 session_token: None,
@@ -100,6 +129,7 @@ pub fn authenticate(state: &ApiState, parts: &Parts) -> Result<Authenticated, Ap
         ));
     }
     Ok(Authenticated {
+        org: principal.org_id,
         admin: principal,
         enroll_only: session.enroll_only,
         session_token: Some(token.to_string()),
@@ -111,17 +141,11 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let Authenticated {
-            admin, enroll_only, ..
+            admin,
+            org,
+            enroll_only,
+            ..
         } = authenticate(state, parts)?;
-        if let Some(org) = header(parts, "x-org-id") {
-            if org.parse::<ObjectId>().ok() != Some(admin.org_id) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "x-org-id names an organization this key does not administer",
-                ));
-            }
-        }
         let client_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -142,7 +166,7 @@ impl FromRequestParts<ApiState> for Caller {
             ),
         };
         Ok(Caller {
-            org: admin.org_id,
+            org,
             admin,
             meta,
             enroll_only,

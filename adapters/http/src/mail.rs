@@ -62,3 +62,22 @@ pub async fn activation(
         .await?;
     Ok(())
 }
+
+/// Tells an admin of another organization that this one gave them a role.
+pub async fn granted(state: &ApiState, org: ObjectId, to: &str) -> Result<(), ApiError> {
+    let body = format!(
+        "You were given access to another organization in Castellan ({org}).\n\n\
+         Sign in as usual at {}; send the header x-org-id: {org} to act in it.\n",
+        state.public_url
+    );
+    state
+        .store
+        .enqueue_mail(
+            &org.to_string(),
+            to,
+            "You administer another organization",
+            &body,
+        )
+        .await?;
+    Ok(())
+}

@@ -175,6 +175,10 @@ pub async fn delete(
         AdminCommand::Delete,
     )
     .await?;
+    if done.state.home_org.is_some() {
+        // A revoked grant: the admin and their email live on at home.
+        return Ok(done.position);
+    }
     unique::release(
         log,
         installation_org(),
@@ -260,4 +264,37 @@ pub async fn bootstrap(
         api_key,
         position,
     })
+}
+
+/// Gives `admin` (whose home is `home_org`) the role `role` in `org`. Their password,
+/// keys and TOTP stay in the home organization.
+pub async fn grant(
+    log: &dyn EventLog,
+    org: ObjectId,
+    meta: EventMeta,
+    admin: ObjectId,
+    home_org: ObjectId,
+    email: &str,
+    role: AdminRole,
+) -> Result<u64, AppError> {
+    if org == home_org {
+        return Err(DomainError::Taken {
+            field: "email".into(),
+            value: email.to_string(),
+        }
+        .into());
+    }
+    Ok(execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::Grant {
+            email: email.to_string(),
+            role,
+            home_org: home_org.to_string(),
+        },
+    )
+    .await?
+    .position)
 }

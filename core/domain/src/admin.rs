@@ -1,6 +1,12 @@
-//! The administrator aggregate, in the slice the spine needs: an admin is created
-//! with an email, a role and (optionally) a password hash, and holds at most one
-//! API key, stored hashed; rotating it revokes the previous key.
+//! The administrator aggregate: an admin is created in a home organization with an
+//! email, a role and (optionally) a password hash, holds at most one API key (stored
+//! hashed; rotating it revokes the previous key) and optionally TOTP.
+//!
+//! An admin may also serve other organizations: a *grant* is an admin stream with the
+//! same id in the other organization, created by that organization's managers of
+//! admins, carrying the role there and the home organization. Credentials (password,
+//! keys, TOTP) live only in the home stream; a grant refuses them, so another
+//! organization can never mint a credential for someone else's admin.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,6 +37,8 @@ pub struct Admin {
     pub role: Option<AdminRole>,
     pub password_hash: Option<String>,
     pub api_key_id: Option<String>,
+    /// Set on a grant: the organization whose stream holds the admin's credentials.
+    pub home_org: Option<String>,
     pub totp_enrolled: bool,
     pub totp_secret: Option<String>,
     pub totp_pending_secret: Option<String>,
@@ -46,6 +54,12 @@ pub enum AdminCommand {
         password_hash: Option<String>,
         /// (token hash, expiry) of the invitation email's set-password link.
         invite: Option<(String, String)>,
+    },
+    /// Gives an admin of `home_org` a role in this organization.
+    Grant {
+        email: String,
+        role: AdminRole,
+        home_org: String,
     },
     /// Replaces the admin's API key; the old one stops working.
     RotateApiKey {
@@ -86,6 +100,9 @@ pub struct AdminCreated {
     pub invite_token_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite_expires_at: Option<String>,
+    /// On a grant: the admin's home organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_org: Option<String>,
     pub changes: Vec<Change>,
 }
 
@@ -234,8 +251,45 @@ impl Aggregate for Admin {
                     password_hash: password_hash.clone(),
                     invite_token_hash: invite.as_ref().map(|(h, _)| h.clone()),
                     invite_expires_at: invite.as_ref().map(|(_, e)| e.clone()),
+                    home_org: None,
                     changes,
                 })])
+            }
+            AdminCommand::Grant {
+                email,
+                role,
+                home_org,
+            } => {
+                if self.exists && !self.deleted {
+                    return Err(DomainError::AlreadyExists { kind: "admin" });
+                }
+                let role_value = serde_json::to_value(role).expect("role");
+                Ok(vec![AdminEvent::Created(AdminCreated {
+                    email: email.clone(),
+                    role: *role,
+                    password_hash: None,
+                    invite_token_hash: None,
+                    invite_expires_at: None,
+                    home_org: Some(home_org.clone()),
+                    changes: vec![
+                        Change::new("email", Value::Null, email.clone()),
+                        Change::new("role", Value::Null, role_value),
+                        Change::new("home_org", Value::Null, home_org.clone()),
+                    ],
+                })])
+            }
+            AdminCommand::RotateApiKey { .. }
+            | AdminCommand::SetPassword { .. }
+            | AdminCommand::StartTotp { .. }
+            | AdminCommand::FinishTotp { .. }
+            | AdminCommand::UseTotp { .. }
+            | AdminCommand::ResetTotp
+                if self.home_org.is_some() && !self.deleted =>
+            {
+                Err(DomainError::state(
+                    "id",
+                    "this administrator's credentials belong to their home organization",
+                ))
             }
             AdminCommand::RotateApiKey { key_id, key_hash } => {
                 if !self.exists {
@@ -353,6 +407,8 @@ impl Aggregate for Admin {
         match event {
             AdminEvent::Created(e) => {
                 self.exists = true;
+                self.deleted = false;
+                self.home_org = e.home_org.clone();
                 self.email = e.email.clone();
                 self.role = Some(e.role);
                 self.password_hash = e.password_hash.clone();

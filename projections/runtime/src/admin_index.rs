@@ -1,5 +1,6 @@
-//! The in-memory index of administrators and their API keys. Every API request is
-//! authenticated against it, without a database round trip.
+//! The in-memory index of administrators, their API keys and their grants to other
+//! organizations. Every API request is authenticated against it, without a database
+//! round trip.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,9 +26,30 @@ pub struct AdminIndex {
     /// SHA-256 (hex) of an API key → its admin.
     pub by_key_hash: HashMap<String, ObjectId>,
     key_of: HashMap<ObjectId, String>,
+    /// Admin → the other organizations they serve, with their role there.
+    pub grants: HashMap<ObjectId, HashMap<ObjectId, AdminRole>>,
 }
 
 impl AdminIndex {
+    /// The admin's role in `org`: their own role at home, the granted one elsewhere.
+    pub fn role_in(&self, admin: &AdminPrincipal, org: ObjectId) -> Option<AdminRole> {
+        if org == admin.org_id {
+            return Some(admin.role);
+        }
+        self.grants.get(&admin.admin_id)?.get(&org).copied()
+    }
+
+    /// Every organization the admin serves, home first.
+    pub fn organizations_of(&self, admin: &AdminPrincipal) -> Vec<ObjectId> {
+        let mut orgs = vec![admin.org_id];
+        if let Some(g) = self.grants.get(&admin.admin_id) {
+            let mut others: Vec<ObjectId> = g.keys().copied().collect();
+            others.sort();
+            orgs.extend(others);
+        }
+        orgs
+    }
+
     pub fn by_api_key_hash(&self, hash: &str) -> Option<&AdminPrincipal> {
         self.by_key_hash
             .get(hash)
@@ -47,6 +69,9 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
     match AdminEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
         .map_err(|e| e.to_string())?
     {
+        AdminEvent::Created(c) if c.home_org.is_some() => {
+            state.grants.entry(id).or_default().insert(e.org_id, c.role);
+        }
         AdminEvent::Created(c) => {
             state.admins.insert(
                 id,
@@ -59,7 +84,9 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
             );
         }
         AdminEvent::Updated(u) => {
-            if let Some(key) = u.api_key {
+            // Keys come from the home stream only (grants refuse them anyway).
+            let home = state.admins.get(&id).is_some_and(|a| a.org_id == e.org_id);
+            if let Some(key) = u.api_key.filter(|_| home) {
                 if let Some(old) = state.key_of.insert(id, key.key_hash.clone()) {
                     state.by_key_hash.remove(&old);
                 }
@@ -67,6 +94,12 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
             }
         }
         AdminEvent::PasswordChanged(_) => {}
+        // A revoked grant.
+        AdminEvent::Deleted(_) if state.admins.get(&id).is_none_or(|a| a.org_id != e.org_id) => {
+            if let Some(g) = state.grants.get_mut(&id) {
+                g.remove(&e.org_id);
+            }
+        }
         // A deleted admin's key stops working at once.
         AdminEvent::Deleted(_) => {
             state.admins.remove(&id);

@@ -138,17 +138,24 @@ impl ReadStore {
         Ok(())
     }
 
-    /// The admins of an organization.
+    /// The admins of an organization: its own, and those of other organizations it
+    /// granted a role (`homeOrganization` names theirs; their keys are not shown).
     pub async fn admins(&self, org: &str) -> Result<Vec<Value>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, email, role, api_key_id, created_at FROM admins WHERE org_id = $1 ORDER BY email")
-            .bind(org)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, email, role, api_key_id, created_at, NULL AS home FROM admins WHERE org_id = $1
+             UNION ALL
+             SELECT admin_id, email, role, NULL, created_at, home_org_id FROM admin_grants WHERE org_id = $1
+             ORDER BY 2",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| {
                 json!({"id": r.get::<String, _>(0), "email": r.get::<String, _>(1), "role": r.get::<String, _>(2),
-                       "apiKeyId": r.get::<Option<String>, _>(3), "created": r.get::<String, _>(4)})
+                       "apiKeyId": r.get::<Option<String>, _>(3), "created": r.get::<String, _>(4),
+                       "homeOrganization": r.get::<Option<String>, _>(5)})
             })
             .collect())
     }

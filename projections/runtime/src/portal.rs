@@ -233,6 +233,29 @@ fn admin<'c>(
         let event = AdminEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
             .map_err(|err| ProjectionError::apply(e, err))?;
         match event {
+            AdminEvent::Created(c) if c.home_org.is_some() => {
+                let role = serde_json::to_value(c.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                sqlx::query("DELETE FROM admin_grants WHERE org_id = $1 AND admin_id = $2")
+                    .bind(e.org_id.to_string())
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO admin_grants (org_id, admin_id, home_org_id, email, role, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(e.org_id.to_string())
+                .bind(&id)
+                .bind(c.home_org.unwrap_or_default())
+                .bind(&c.email)
+                .bind(role)
+                .bind(timestamp(e))
+                .execute(&mut *conn)
+                .await?;
+            }
             AdminEvent::Created(c) => {
                 let role = serde_json::to_value(c.role)
                     .ok()
@@ -252,18 +275,25 @@ fn admin<'c>(
             }
             AdminEvent::Updated(u) => {
                 if let Some(key) = u.api_key {
-                    sqlx::query("UPDATE admins SET api_key_id = $1, updated_at = $2 WHERE id = $3")
+                    sqlx::query("UPDATE admins SET api_key_id = $1, updated_at = $2 WHERE id = $3 AND org_id = $4")
                         .bind(key.key_id)
                         .bind(timestamp(e))
                         .bind(&id)
+                        .bind(e.org_id.to_string())
                         .execute(&mut *conn)
                         .await?;
                 }
             }
             AdminEvent::PasswordChanged(_) => {}
             AdminEvent::Deleted(_) => {
-                sqlx::query("DELETE FROM admins WHERE id = $1")
+                sqlx::query("DELETE FROM admins WHERE id = $1 AND org_id = $2")
                     .bind(&id)
+                    .bind(e.org_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM admin_grants WHERE admin_id = $1 AND org_id = $2")
+                    .bind(&id)
+                    .bind(e.org_id.to_string())
                     .execute(&mut *conn)
                     .await?;
             }

@@ -180,6 +180,20 @@ const MIGRATIONS: &[Migration] = &[
               ALTER TABLE outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0",
         postgres: None,
     },
+    Migration {
+        version: 8,
+        name: "admin grants: admins serving other organizations",
+        sql: "CREATE TABLE IF NOT EXISTS admin_grants (
+                  org_id TEXT NOT NULL,
+                  admin_id TEXT NOT NULL,
+                  home_org_id TEXT NOT NULL,
+                  email TEXT NOT NULL,
+                  role TEXT NOT NULL,
+                  created_at TEXT NOT NULL,
+                  PRIMARY KEY (org_id, admin_id)
+              )",
+        postgres: None,
+    },
 ];
 
 impl ReadStore {

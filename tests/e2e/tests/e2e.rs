@@ -14,6 +14,7 @@ mod e2e {
     pub mod layout;
     pub mod login;
     pub mod mail;
+    pub mod multi_org;
     pub mod openapi;
     pub mod projections;
     pub mod server_http;

@@ -60,6 +60,51 @@ pub async fn create(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let new: NewAdmin = parse(&headers, &body)?;
+    let email = new.email.trim().to_lowercase();
+    // An admin of another organization is granted a role here instead (their
+    // credentials stay at home); they are told by email.
+    let holder = castellan_app::unique::holder_of(
+        &*state.log,
+        admins::installation_org(),
+        "admin_email",
+        &email,
+    )
+    .await?
+    .and_then(|h| h.parse::<ObjectId>().ok())
+    .and_then(|id| state.admins.snapshot().state.admins.get(&id).cloned());
+    if let Some(existing) = holder.filter(|h| h.org_id != caller.org) {
+        if new.password.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("password"),
+                "password: this email belongs to an administrator of another organization, who keeps their password",
+            ));
+        }
+        let position = admins::grant(
+            &*state.log,
+            caller.org,
+            caller.meta,
+            existing.admin_id,
+            existing.org_id,
+            &email,
+            new.role,
+        )
+        .await?;
+        crate::mail::granted(&state, caller.org, &email).await?;
+        consistency::wait_for(&state, position).await?;
+        state
+            .admins
+            .progress()
+            .wait_for(position, state.consistency_wait)
+            .await;
+        return Ok((
+            StatusCode::CREATED,
+            [consistency::position_header(position)],
+            Json(
+                json!({"id": existing.admin_id.to_string(), "email": email, "role": new.role, "invitationSent": true}),
+            ),
+        ));
+    }
     let created = admins::create(
         &*state.log,
         caller.org,
@@ -152,8 +197,13 @@ pub async fn rotate_key(
             "only your own API key",
         ));
     }
-    let (key, position) =
-        admins::rotate_api_key(&*state.log, caller.org, target, caller.meta).await?;
+    // Your own key lives in your home organization's stream.
+    let org = if target == caller.admin.admin_id {
+        caller.admin.org_id
+    } else {
+        caller.org
+    };
+    let (key, position) = admins::rotate_api_key(&*state.log, org, target, caller.meta).await?;
     state
         .admins
         .progress()

@@ -29,9 +29,10 @@ pub async fn start(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<admin_totp_enrollment::Body>, ApiError> {
+    // Credentials live in the admin's home organization.
     let e = admin_totp::start(
         &*state.log,
-        caller.org,
+        caller.admin.org_id,
         caller.admin.admin_id,
         caller.meta,
         "Castellan",
@@ -79,7 +80,7 @@ pub async fn finish(
     let c: Code = parse(&headers, &body)?;
     let done = admin_totp::finish(
         &*state.log,
-        caller.org,
+        caller.admin.org_id,
         caller.admin.admin_id,
         caller.meta,
         &c.code,
@@ -92,7 +93,7 @@ pub async fn finish(
     // The session that could only enroll becomes a full one.
     let token = state.session_key.issue(
         caller.admin.admin_id,
-        caller.org,
+        caller.admin.org_id,
         state.clock.now().unix_timestamp(),
         false,
     );

@@ -30,13 +30,18 @@ pub async fn handle(
         consistency::requested(&headers, params.min_position)?,
     )
     .await?;
-    let results: Vec<Value> = state
-        .store
-        .organization(&caller.org.to_string())
-        .await?
-        .iter()
-        .map(super::to_json)
-        .collect();
+    // Every organization the caller administers (home first).
+    let orgs = state
+        .admins
+        .snapshot()
+        .state
+        .organizations_of(&caller.admin);
+    let mut results: Vec<Value> = Vec::new();
+    for org in orgs {
+        if let Some(o) = state.store.organization(&org.to_string()).await? {
+            results.push(super::to_json(&o));
+        }
+    }
     Ok(Json(
         json!({"totalCount": results.len(), "results": results}),
     ))

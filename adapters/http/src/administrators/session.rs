@@ -41,19 +41,20 @@ pub struct Credentials {
     totp: Option<String>,
 }
 
-async fn record(
-    state: &ApiState,
-    meta: EventMeta,
+/// One login attempt as the event records it.
+struct Attempt<'a> {
     org: ObjectId,
-    email: &str,
+    email: &'a str,
     admin: Option<ObjectId>,
     success: bool,
     mfa: bool,
-    error: Option<&str>,
-) -> Result<(), ApiError> {
+    error: Option<&'a str>,
+}
+
+async fn record(state: &ApiState, meta: EventMeta, a: Attempt<'_>) -> Result<(), ApiError> {
     let commit = Commit {
         commit_id: uuid::Uuid::now_v7(),
-        org_id: org,
+        org_id: a.org,
         stream: StreamId::auth("directory"),
         expected: ExpectedVersion::Any,
         meta,
@@ -62,11 +63,11 @@ async fn record(
             event_type: "admin_login_attempt".into(),
             schema_version: 1,
             payload: json!({
-                "success": success,
-                "initiated_by": {"type": "admin", "id": admin.map(|a| a.to_string()), "email": email},
+                "success": a.success,
+                "initiated_by": {"type": "admin", "id": a.admin.map(|id| id.to_string()), "email": a.email},
                 "auth_method": "session",
-                "mfa": mfa,
-                "error_message": error,
+                "mfa": a.mfa,
+                "error_message": a.error,
             }),
         }],
     };
@@ -141,12 +142,14 @@ pub async fn login(
         record(
             &state,
             meta,
-            org,
-            &email,
-            id,
-            false,
-            false,
-            Some("invalid credentials"),
+            Attempt {
+                org,
+                email: &email,
+                admin: id,
+                success: false,
+                mfa: false,
+                error: Some("invalid credentials"),
+            },
         )
         .await?;
         return Err(invalid());
@@ -157,12 +160,14 @@ pub async fn login(
             record(
                 &state,
                 meta,
-                org,
-                &email,
-                id,
-                false,
-                false,
-                Some("mfa required"),
+                Attempt {
+                    org,
+                    email: &email,
+                    admin: id,
+                    success: false,
+                    mfa: false,
+                    error: Some("mfa required"),
+                },
             )
             .await?;
             return Err(ApiError::new(
@@ -187,12 +192,14 @@ pub async fn login(
             record(
                 &state,
                 meta,
-                org,
-                &email,
-                id,
-                false,
-                true,
-                Some("invalid TOTP code"),
+                Attempt {
+                    org,
+                    email: &email,
+                    admin: id,
+                    success: false,
+                    mfa: true,
+                    error: Some("invalid TOTP code"),
+                },
             )
             .await?;
             return Err(invalid());
@@ -203,12 +210,14 @@ pub async fn login(
     record(
         &state,
         meta,
-        org,
-        &email,
-        Some(p.admin_id),
-        true,
-        admin.totp_enrolled,
-        None,
+        Attempt {
+            org,
+            email: &email,
+            admin: Some(p.admin_id),
+            success: true,
+            mfa: admin.totp_enrolled,
+            error: None,
+        },
     )
     .await?;
     let token = state.session_key.issue(

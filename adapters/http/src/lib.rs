@@ -121,6 +121,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/v2/users/{id}/memberof",
             get(usergroups::members::memberof),
         )
+        .route(
+            "/api/v2/users/{id}/attributes",
+            get(usergroups::members::attributes),
+        )
         .route("/userportal/login", post(userportal::login::handle))
         .route("/userportal/activate", post(userportal::activate::handle))
         .route("/userportal/totp/start", post(userportal::totp::start))

@@ -37,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         crate::usergroups::members::change,
         crate::usergroups::members::membership,
         crate::usergroups::members::memberof,
+        crate::usergroups::members::attributes,
         crate::usergroups::associations::list,
         crate::usergroups::associations::change,
         crate::administrators::list,

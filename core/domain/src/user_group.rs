@@ -593,3 +593,84 @@ mod tests {
             .is_err());
     }
 }
+
+/// A user's custom attributes as every protocol sees them: the user's own
+/// (`attributes`: `[{name, value}]`) override their groups' (`attributes.custom`);
+/// between groups, the group whose name sorts first wins, so the answer never depends
+/// on the order memberships were made. Each item says where it came from.
+pub fn effective_attributes(user: &Value, groups: &[(String, String, Value)]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let named = |v: &Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                Some((
+                    i.get("name")?.as_str()?.to_string(),
+                    i.get("value")?.clone(),
+                ))
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, value) in named(user) {
+        if seen.insert(name.clone()) {
+            out.push(serde_json::json!({"name": name, "value": value, "source": {"type": "user"}}));
+        }
+    }
+    let mut groups: Vec<&(String, String, Value)> = groups.iter().collect();
+    groups.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    for (id, group_name, custom) in groups {
+        for (name, value) in named(custom) {
+            if seen.insert(name.clone()) {
+                out.push(serde_json::json!({"name": name, "value": value,
+                    "source": {"type": "user_group", "id": id, "name": group_name}}));
+            }
+        }
+    }
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    out
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_user_overrides_groups_and_the_first_group_by_name_wins() {
+        let user = json!([{"name": "shell", "value": "zsh"}]);
+        let groups = vec![
+            (
+                "g2".to_string(),
+                "ops".to_string(),
+                json!([{"name": "shell", "value": "sh"}, {"name": "team", "value": "ops"}]),
+            ),
+            (
+                "g1".to_string(),
+                "eng".to_string(),
+                json!([{"name": "team", "value": "eng"}, {"name": "floor", "value": 3}]),
+            ),
+        ];
+        let got = effective_attributes(&user, &groups);
+        let pairs: Vec<(String, Value, String)> = got
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().into(),
+                    a["value"].clone(),
+                    a["source"]["type"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("floor".into(), json!(3), "user_group".into()),
+                ("shell".into(), json!("zsh"), "user".into()),
+                ("team".into(), json!("eng"), "user_group".into()),
+            ]
+        );
+        assert_eq!(got[2]["source"]["name"], "eng");
+    }
+}

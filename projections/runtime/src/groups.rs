@@ -226,6 +226,34 @@ impl ReadStore {
             .collect())
     }
 
+    /// The groups of a user with their names and custom attributes: `(id, name, custom)`.
+    pub async fn user_group_attributes(
+        &self,
+        org: &str,
+        user: &str,
+    ) -> Result<Vec<(String, String, Value)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name, g.doc FROM group_members m JOIN user_groups g ON g.id = m.group_id
+             WHERE m.org_id = $1 AND m.user_id = $2 AND g.org_id = $1",
+        )
+        .bind(org)
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let doc: Value = serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default();
+                let custom = doc
+                    .pointer("/fields/attributes/custom")
+                    .or_else(|| doc.pointer("/attributes/custom"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (r.get(0), r.get(1), custom)
+            })
+            .collect())
+    }
+
     /// `GET /usergroups/{id}/associations?targets=…`
     pub async fn group_associations(
         &self,

@@ -117,3 +117,29 @@ pub async fn memberof(
         .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(state.store.user_memberof(&org, &id).await?))
 }
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/users/{id}/attributes",
+    tag = "usergroups",
+    params(("id" = String, Path, description = "24-hex object id")),
+    responses((status = 200, description = "the user's custom attributes with their groups' merged in (the user's own win; between groups, the first by name)", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    security(("api_key" = [])),
+)]
+pub async fn attributes(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let org = caller.org.to_string();
+    let user = state
+        .store
+        .user(&org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let groups = state.store.user_group_attributes(&org, &id).await?;
+    Ok(Json(castellan_domain::user_group::effective_attributes(
+        &user["attributes"],
+        &groups,
+    )))
+}

@@ -169,3 +169,86 @@ async fn groups_members_and_associations_work_both_ways() {
     let (s, _) = node.call(key, "POST", "/api/v2/usergroups", Some(json!({"name": "engineering", "attributes": {"posixGroups": [{"name": "engineers", "id": 7000}]}}))).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn a_users_own_custom_attribute_overrides_the_groups() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let key = &acme.api_key;
+    let (s, user) = node
+        .call(
+            key,
+            "POST",
+            "/api/systemusers",
+            Some(
+                json!({"username": "ann", "email": "ann@acme.test", "password": "a fine passphrase",
+            "attributes": [{"name": "shell", "value": "zsh"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{user}");
+    let uid = user["id"].as_str().unwrap().to_string();
+    for (name, custom) in [
+        (
+            "ops",
+            json!([{"name": "shell", "value": "sh"}, {"name": "team", "value": "ops"}]),
+        ),
+        (
+            "eng",
+            json!([{"name": "team", "value": "eng"}, {"name": "floor", "value": "3"}]),
+        ),
+    ] {
+        let (s, g) = node
+            .call(
+                key,
+                "POST",
+                "/api/v2/usergroups",
+                Some(json!({"name": name, "attributes": {"custom": custom}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{g}");
+        let (s, e) = node
+            .call(
+                key,
+                "POST",
+                &format!("/api/v2/usergroups/{}/members", g["id"].as_str().unwrap()),
+                Some(json!({"op": "add", "type": "user", "id": uid})),
+            )
+            .await;
+        assert_eq!(s, 204, "{e}");
+    }
+    let (s, attrs) = node
+        .call(key, "GET", &format!("/api/v2/users/{uid}/attributes"), None)
+        .await;
+    assert_eq!(s, 200, "{attrs}");
+    let got: Vec<(String, String, String)> = attrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().into(),
+                a["value"].as_str().unwrap().into(),
+                a["source"]["name"].as_str().unwrap_or("user").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("floor".into(), "3".into(), "eng".into()),
+            ("shell".into(), "zsh".into(), "user".into()),
+            ("team".into(), "eng".into(), "eng".into()),
+        ]
+    );
+    let other = node.bootstrap("Other", "root@other.test").await;
+    let (s, _) = node
+        .call(
+            &other.api_key,
+            "GET",
+            &format!("/api/v2/users/{uid}/attributes"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "another org sees nothing");
+}

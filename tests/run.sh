@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a developer's: installs what is
-# missing (nats-server, PostgreSQL, schemathesis, aiosmtpd), starts PostgreSQL on a
+# missing (nats-server, PostgreSQL, schemathesis, aiosmtpd, duckdb), starts PostgreSQL on a
 # free loopback port with a private data directory, runs schemathesis against a real
 # node and every test, and stops what it started.
 #
@@ -40,12 +40,14 @@ else
 fi
 say "nats-server: $("$NATS_SERVER" --version)"
 
-# --- schemathesis and aiosmtpd (a real SMTP server for the mail tests), from PyPI.
-if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-    say "installing schemathesis and aiosmtpd (PyPI)"
-    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis aiosmtpd
+# --- From PyPI: schemathesis, aiosmtpd (a real SMTP server for the mail tests) and
+# duckdb (reads the insights Parquet files in a test).
+if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/python" -c 'import aiosmtpd, duckdb' 2>/dev/null; then
+    say "installing schemathesis, aiosmtpd and duckdb (PyPI)"
+    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis aiosmtpd duckdb
 fi
 export CASTELLAN_TEST_SMTPD_PYTHON="$venv/bin/python"
+export CASTELLAN_TEST_PYTHON="$venv/bin/python"
 
 # --- PostgreSQL: Debian's server, a private cluster on a free port.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

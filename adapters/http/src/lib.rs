@@ -7,6 +7,7 @@
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
 //! - [`mail`]: invitation and activation emails, queued in the outbox.
+//! - [`insights`]: Directory Insights queries and admin SQL over the Parquet files.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
 //! - [`session`]: signed admin portal session cookies and CSRF tokens.
 //! - [`schemas`]: request bodies as the OpenAPI document describes them.
@@ -23,6 +24,7 @@ pub mod administrators;
 pub mod auth;
 pub mod consistency;
 pub mod error;
+pub mod insights;
 pub mod mail;
 pub mod openapi;
 pub mod organizations;
@@ -146,6 +148,23 @@ pub fn router(state: ApiState) -> Router {
             post(administrators::accept),
         )
         .route("/api/outbox", get(administrators::outbox))
+        .route(
+            "/insights/directory/v1/events",
+            post(insights::events::events),
+        )
+        .route(
+            "/insights/directory/v1/events/count",
+            post(insights::events::count),
+        )
+        .route(
+            "/insights/directory/v1/events/distinct",
+            post(insights::events::distinct),
+        )
+        .route(
+            "/insights/directory/v1/events/interval",
+            post(insights::events::interval),
+        )
+        .route("/api/insights/sql", post(insights::sql::handle))
         .route("/api/admin/totp/start", post(administrators::totp::start))
         .route("/api/admin/totp/finish", post(administrators::totp::finish))
         .route(

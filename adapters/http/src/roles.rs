@@ -53,7 +53,11 @@ pub fn need(method: &Method, pattern: &str) -> Need {
     if pattern == "/api/outbox" {
         return Need::AdminManage;
     }
-    if method == Method::GET || pattern == "/api/search/systemusers" {
+    if method == Method::GET
+        || pattern == "/api/search/systemusers"
+        || pattern.starts_with("/insights/")
+        || pattern == "/api/insights/sql"
+    {
         return Need::Read;
     }
     match pattern {

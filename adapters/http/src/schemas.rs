@@ -301,3 +301,119 @@ pub enum TargetType {
     SystemGroup,
     System,
 }
+
+/// A Directory Insights query. Rules across fields (`end_time` after `start_time`; a
+/// field once per `search_term` list) are checked by the server.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsQuery {
+    #[schema(inline, min_items = 1)]
+    pub service: Vec<InsightsService>,
+    #[schema(format = DateTime)]
+    pub start_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub limit: Option<u32>,
+    #[schema(inline)]
+    pub sort: Option<SortOrder>,
+    /// Fields to return (dot notation for nested ones).
+    #[schema(min_items = 1)]
+    pub fields: Option<Vec<String>>,
+    /// `{"and"|"or"|"not": [{field: value or [values]}, …]}`.
+    #[schema(value_type = Object)]
+    pub search_term: Option<serde_json::Value>,
+    /// The previous page's `X-Search_after`.
+    #[schema(value_type = Vec<Object>)]
+    pub search_after: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsDistinct {
+    #[schema(inline, min_items = 1)]
+    pub service: Vec<InsightsService>,
+    #[schema(format = DateTime)]
+    pub start_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    /// The field whose values are counted (dot notation).
+    #[schema(min_length = 1, max_length = 128)]
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub search_term: Option<serde_json::Value>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsInterval {
+    #[schema(inline, min_items = 1)]
+    pub service: Vec<InsightsService>,
+    #[schema(format = DateTime)]
+    pub start_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    #[schema(inline)]
+    pub interval_unit: IntervalUnit,
+    #[schema(pattern = r"^[1-9][0-9]{0,3}$")]
+    pub interval_value: Option<String>,
+    #[schema(pattern = r"^[+-][0-1][0-9]:?[0-5][0-9]$")]
+    pub timezone: Option<String>,
+    #[schema(value_type = Object)]
+    pub search_term: Option<serde_json::Value>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsightsService {
+    All,
+    Alerts,
+    Directory,
+    Ldap,
+    Mdm,
+    Notifications,
+    ObjectStorage,
+    PasswordManager,
+    Radius,
+    Reports,
+    SaasAppManagement,
+    Software,
+    Sso,
+    Systems,
+    AccessManagement,
+    AssetManagement,
+    Workflows,
+}
+
+#[derive(ToSchema)]
+pub enum SortOrder {
+    ASC,
+    DESC,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IntervalUnit {
+    S,
+    M,
+    H,
+    D,
+    W,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsSql {
+    /// One read-only query over the table `events`.
+    #[schema(min_length = 1, max_length = 65536)]
+    pub sql: String,
+    #[schema(inline)]
+    pub format: Option<SqlFormat>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlFormat {
+    Json,
+    Csv,
+}

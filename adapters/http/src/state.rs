@@ -22,4 +22,6 @@ pub struct ApiState {
     pub session_key: crate::session::SessionKey,
     /// How users reach this API (`http.public_url`): the base of emailed links.
     pub public_url: String,
+    /// The insights query engine (None on a node without insights).
+    pub insights: Option<castellan_insights::Insights>,
 }

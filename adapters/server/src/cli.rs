@@ -55,6 +55,27 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Insights: the Parquet materializer and SQL over the events.
+    Insights {
+        #[command(subcommand)]
+        command: InsightsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum InsightsCommand {
+    /// Run the materializer alone (cluster mode: one process, writing to S3).
+    Run,
+    /// Run one read-only SQL query over an organization's events (table `events`).
+    Sql {
+        query: String,
+        /// The organization.
+        #[arg(long)]
+        org: String,
+        /// `json` (one object per line) or `csv`.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +159,17 @@ pub fn main() -> ExitCode {
             Command::Users {
                 command: UsersCommand::Import { file, dry_run, org },
             } => commands::users_import::run(&config, &file, dry_run, org.as_deref()).await,
+            Command::Insights {
+                command: InsightsCommand::Run,
+            } => commands::insights::run(&config).await,
+            Command::Insights {
+                command: InsightsCommand::Sql { query, org, format },
+            } => match format.as_str() {
+                "json" | "csv" => {
+                    commands::insights::sql(&config, &query, &org, format == "csv").await
+                }
+                other => Err(anyhow::anyhow!("--format {other:?}: json or csv")),
+            },
         }
     });
     match result {

@@ -21,6 +21,89 @@ pub struct Config {
     pub projections: ProjectionsConfig,
     /// The SMTP relay that delivers the outbox; empty `host`: emails stay in the outbox.
     pub smtp: castellan_mail::SmtpConfig,
+    /// Parquet files of every event, and the queries over them.
+    pub insights: InsightsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightsConfig {
+    /// Run the materializer inside `castellan serve` (the embedded default). In a
+    /// cluster, run `castellan insights run` once instead and set this to false.
+    pub materialize: bool,
+    /// The local directory of the files; empty: `data_dir/insights`.
+    pub dir: String,
+    /// An S3 bucket instead of the directory (cluster mode).
+    pub s3_bucket: String,
+    pub s3_prefix: String,
+    /// e.g. `http://127.0.0.1:3900`; empty: AWS.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    /// Empty: the usual AWS environment variables.
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    /// The longest an event waits before it is written (and queryable).
+    pub flush_interval_ms: u64,
+    pub max_buffered_rows: usize,
+    /// Merge a partition (org × day) once it has this many files.
+    pub compact_min_files: usize,
+    /// How often partitions are checked for merging.
+    pub compact_interval_ms: u64,
+}
+
+impl Default for InsightsConfig {
+    fn default() -> Self {
+        let m = castellan_insights::MaterializerConfig::default();
+        InsightsConfig {
+            materialize: true,
+            dir: String::new(),
+            s3_bucket: String::new(),
+            s3_prefix: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            flush_interval_ms: m.flush_interval_ms,
+            max_buffered_rows: m.max_buffered_rows,
+            compact_min_files: m.compact_min_files,
+            compact_interval_ms: m.compact_interval_ms,
+        }
+    }
+}
+
+impl Config {
+    /// Where the insights files live.
+    pub fn insights_storage(
+        &self,
+    ) -> Result<castellan_insights::Storage, castellan_insights::InsightsError> {
+        let i = &self.insights;
+        if !i.s3_bucket.is_empty() {
+            return castellan_insights::Storage::s3(&castellan_insights::S3Config {
+                bucket: i.s3_bucket.clone(),
+                prefix: i.s3_prefix.clone(),
+                endpoint: i.s3_endpoint.clone(),
+                region: i.s3_region.clone(),
+                access_key_id: i.s3_access_key_id.clone(),
+                secret_access_key: i.s3_secret_access_key.clone(),
+            });
+        }
+        let dir = if i.dir.is_empty() {
+            self.data_dir.join("insights")
+        } else {
+            PathBuf::from(&i.dir)
+        };
+        castellan_insights::Storage::local(&dir)
+    }
+
+    pub fn materializer_config(&self) -> castellan_insights::MaterializerConfig {
+        castellan_insights::MaterializerConfig {
+            flush_interval_ms: self.insights.flush_interval_ms,
+            max_buffered_rows: self.insights.max_buffered_rows,
+            compact_min_files: self.insights.compact_min_files,
+            compact_interval_ms: self.insights.compact_interval_ms,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +180,7 @@ impl Default for Config {
             logging: LoggingConfig::default(),
             projections: ProjectionsConfig::default(),
             smtp: castellan_mail::SmtpConfig::default(),
+            insights: InsightsConfig::default(),
         }
     }
 }
@@ -147,6 +231,7 @@ const SECTIONS: &[&str] = &[
     "logging",
     "projections",
     "smtp",
+    "insights",
 ];
 
 impl Config {

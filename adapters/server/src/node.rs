@@ -24,6 +24,8 @@ use crate::config::Config;
 use crate::management::{self, Management, ProjectionHandle};
 
 pub struct Running {
+    /// What the insights materializer has done (None when another process runs it).
+    pub insights: Option<Arc<castellan_insights::Status>>,
     pub http_addr: SocketAddr,
     pub management_addr: SocketAddr,
     pub log: Arc<dyn EventLog>,
@@ -73,6 +75,21 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         .with_context(|| format!("management.listen {}", config.management.listen))?;
     let http_addr = http.local_addr()?;
     let management_addr = mgmt.local_addr()?;
+    let insights_storage = config
+        .insights_storage()
+        .context("insights storage (insights.dir or insights.s3_*)")?;
+    let insights_status = if config.insights.materialize {
+        let m = Arc::new(castellan_insights::Materializer::new(
+            log.clone(),
+            insights_storage.clone(),
+            config.materializer_config(),
+        ));
+        let status = m.status.clone();
+        projections.push(tokio::spawn(m.run(projections_rx.clone())));
+        Some(status)
+    } else {
+        None
+    };
     let api = ApiState {
         log: log.clone(),
         store: store.clone(),
@@ -87,6 +104,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         } else {
             config.http.public_url.trim_end_matches('/').to_string()
         },
+        insights: Some(castellan_insights::Insights::new(insights_storage)),
     };
 
     if config.smtp.enabled() {
@@ -126,6 +144,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
     ];
     tracing::info!(%http_addr, %management_addr, log = log_kind, "castellan is serving");
     Ok(Running {
+        insights: insights_status,
         http_addr,
         management_addr,
         log,

@@ -21,3 +21,23 @@ pub fn in_ci() -> bool {
         .map(|v| !v.is_empty() && v != "false")
         .unwrap_or(false)
 }
+
+/// A Python that can `import module` (`CASTELLAN_TEST_PYTHON`, set by tests/run.sh).
+/// In CI a missing one fails the test; elsewhere the check is skipped.
+pub fn python_with(module: &str) -> Option<String> {
+    let python = std::env::var("CASTELLAN_TEST_PYTHON").ok();
+    let ok = python.as_ref().is_some_and(|p| {
+        std::process::Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if ok {
+        return python;
+    }
+    if in_ci() {
+        panic!("CASTELLAN_TEST_PYTHON has no {module}: tests/run.sh installs it");
+    }
+    eprintln!("skipping the {module} check: set CASTELLAN_TEST_PYTHON (run tests/run.sh)");
+    None
+}

@@ -11,6 +11,7 @@ mod e2e {
     pub mod golden;
     pub mod groups_http;
     pub mod import;
+    pub mod insights_http;
     pub mod layout;
     pub mod login;
     pub mod mail;

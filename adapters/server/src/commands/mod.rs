@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod events_tail;
+pub mod insights;
 pub mod projections_rebuild;
 pub mod quickstart;
 pub mod serve;

@@ -1,0 +1,296 @@
+//! The materializer: a projection that writes every event to Parquet.
+//!
+//! It reads the log in batches from its checkpoint, buffers rows per partition
+//! (organization × UTC date) and flushes when the buffer is large or `flush_interval`
+//! passed (so events are queryable within about that long). A flush covers the log
+//! positions `(checkpoint, last]`: one file per partition touched, each named with
+//! that range, all made durable, and only then the checkpoint moves to `last`.
+//!
+//! Exactly once by construction: at start, files beyond the checkpoint (a flush cut
+//! short) are deleted and the range is read again; files covered by a compacted file
+//! (a compaction cut short before it deleted its sources) are deleted too. Readers
+//! only ever see files within the checkpoint and not covered ([`visible`]).
+//!
+//! Compaction: a partition with many small files is merged into one file whose range
+//! spans theirs; the merged file is written durably before the sources are deleted.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use castellan_app::ports::EventLog;
+use castellan_domain::envelope::Envelope;
+use tokio::sync::watch;
+
+use crate::event::{timestamp_ms, to_di_event};
+use crate::parquet_file::{encode, merge};
+use crate::schema::Row;
+use crate::storage::{visible, DataFile, Storage};
+use crate::InsightsError;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaterializerConfig {
+    /// The longest an event waits in memory before it is written (and queryable).
+    pub flush_interval_ms: u64,
+    /// Flush earlier when this many rows are buffered.
+    pub max_buffered_rows: usize,
+    /// Commits read from the log at a time.
+    pub read_batch: usize,
+    /// Merge a partition once it has this many files.
+    pub compact_min_files: usize,
+    /// How often partitions are checked for merging.
+    pub compact_interval_ms: u64,
+}
+
+impl Default for MaterializerConfig {
+    fn default() -> Self {
+        MaterializerConfig {
+            flush_interval_ms: 1000,
+            max_buffered_rows: 200_000,
+            read_batch: 5000,
+            compact_min_files: 16,
+            compact_interval_ms: 30_000,
+        }
+    }
+}
+
+/// What the materializer has done, for readers, exporters and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The checkpoint: every event up to this position is in a durable file.
+    pub checkpoint: AtomicU64,
+    /// Unix ms: every event appended before this moment is in a durable file.
+    pub complete_until_ms: AtomicI64,
+    pub rows_written: AtomicU64,
+    pub files_written: AtomicU64,
+    pub files_compacted: AtomicU64,
+}
+
+pub struct Materializer {
+    log: Arc<dyn EventLog>,
+    storage: Storage,
+    config: MaterializerConfig,
+    pub status: Arc<Status>,
+}
+
+fn date_of(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| {
+            let d = t.date();
+            format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+        })
+        .unwrap_or_else(|_| "1970-01-01".into())
+}
+
+/// One envelope as a row of its partition.
+pub fn row_of(e: &Envelope) -> ((String, String), Row) {
+    let ts = timestamp_ms(e);
+    (
+        (e.org_id.to_string(), date_of(ts)),
+        Row {
+            timestamp_ms: ts,
+            position: e.position,
+            event: to_di_event(e),
+        },
+    )
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Materializer {
+    pub fn new(log: Arc<dyn EventLog>, storage: Storage, config: MaterializerConfig) -> Self {
+        Materializer {
+            log,
+            storage,
+            config,
+            status: Arc::new(Status::default()),
+        }
+    }
+
+    /// Removes what an interrupted flush or compaction left; returns the checkpoint.
+    pub async fn recover(&self) -> Result<u64, InsightsError> {
+        let checkpoint = self.storage.checkpoint().await?;
+        let files = self.storage.list(None).await?;
+        let keep: Vec<String> = visible(files.clone(), checkpoint)
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
+        for f in files.iter().filter(|f| !keep.contains(&f.key)) {
+            tracing::info!(file = %f.key, checkpoint, "insights: removing a file an interrupted flush or compaction left");
+            self.storage.delete(&f.key).await?;
+        }
+        self.status.checkpoint.store(checkpoint, Ordering::SeqCst);
+        Ok(checkpoint)
+    }
+
+    /// Writes the buffer as the range `(from, to]` and moves the checkpoint.
+    async fn flush(
+        &self,
+        buffer: &mut BTreeMap<(String, String), Vec<Row>>,
+        from: u64,
+        to: u64,
+    ) -> Result<(), InsightsError> {
+        let mut rows = 0u64;
+        let parts = std::mem::take(buffer);
+        let mut files = 0;
+        for ((org, date), mut part) in parts {
+            rows += part.len() as u64;
+            let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
+                .await
+                .map_err(|e| InsightsError::Internal(e.to_string()))??;
+            self.storage
+                .put_durable(&DataFile::key_for(&org, &date, from, to), bytes)
+                .await?;
+            files += 1;
+        }
+        self.storage.set_checkpoint(to).await?;
+        self.status.checkpoint.store(to, Ordering::SeqCst);
+        self.status.rows_written.fetch_add(rows, Ordering::Relaxed);
+        self.status
+            .files_written
+            .fetch_add(files, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Merges partitions with many files. Only files within the checkpoint are merged,
+    /// so a flush in progress is never part of a merge.
+    pub async fn compact(&self) -> Result<(), InsightsError> {
+        let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
+        let files = visible(self.storage.list(None).await?, checkpoint);
+        let mut parts: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
+        for f in files {
+            parts
+                .entry((f.org.clone(), f.date.clone()))
+                .or_default()
+                .push(f);
+        }
+        for ((org, date), group) in parts {
+            if group.len() < self.config.compact_min_files.max(2) {
+                continue;
+            }
+            let from = group.iter().map(|f| f.from).min().unwrap_or(0);
+            let to = group.iter().map(|f| f.to).max().unwrap_or(0);
+            let mut contents = Vec::with_capacity(group.len());
+            for f in &group {
+                if let Some(b) = self.storage.get(&f.key).await? {
+                    contents.push(b);
+                }
+            }
+            let merged = tokio::task::spawn_blocking(move || merge(&contents))
+                .await
+                .map_err(|e| InsightsError::Internal(e.to_string()))??;
+            self.storage
+                .put_durable(&DataFile::key_for(&org, &date, from, to), merged)
+                .await?;
+            for f in &group {
+                self.storage.delete(&f.key).await?;
+            }
+            self.status
+                .files_compacted
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            tracing::debug!(%org, %date, files = group.len(), "insights: compacted");
+        }
+        Ok(())
+    }
+
+    /// Materializes until `stop` turns true (flushing what it holds first).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut checkpoint = loop {
+            match self.recover().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "insights: cannot read the store; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        };
+        let interval = Duration::from_millis(self.config.flush_interval_ms.max(10));
+        let mut buffer: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        let mut buffered = 0usize;
+        let mut position = checkpoint;
+        let mut last_flush = Instant::now();
+        let mut last_compaction = Instant::now();
+        // Unix ms at which the last short read (the log's head) was made.
+        let mut head_seen_at = 0i64;
+        loop {
+            let stopping = *stop.borrow();
+            let read_at = now_ms();
+            let batch = if stopping {
+                Vec::new()
+            } else {
+                match self.log.read_after(position, self.config.read_batch).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "insights: log unreadable; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            };
+            let at_head = batch.len() < self.config.read_batch;
+            for c in &batch {
+                for e in c.envelopes() {
+                    let (part, row) = row_of(&e);
+                    buffer.entry(part).or_default().push(row);
+                    buffered += 1;
+                }
+                position = c.position;
+            }
+            if at_head {
+                head_seen_at = read_at;
+            }
+            let due = last_flush.elapsed() >= interval || stopping;
+            if position > checkpoint && (buffered >= self.config.max_buffered_rows || due) {
+                match self.flush(&mut buffer, checkpoint, position).await {
+                    Ok(()) => {
+                        checkpoint = position;
+                        buffered = 0;
+                        last_flush = Instant::now();
+                        if at_head {
+                            self.status
+                                .complete_until_ms
+                                .store(head_seen_at, Ordering::SeqCst);
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing moved: read the range again after a pause.
+                        tracing::warn!(error = %e, "insights: flush failed; retrying");
+                        buffer.clear();
+                        buffered = 0;
+                        position = checkpoint;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            } else if position == checkpoint && at_head {
+                // Nothing new: everything appended before the read is durable.
+                self.status
+                    .complete_until_ms
+                    .store(head_seen_at, Ordering::SeqCst);
+            }
+            if stopping {
+                break;
+            }
+            if last_compaction.elapsed() >= Duration::from_millis(self.config.compact_interval_ms) {
+                if let Err(e) = self.compact().await {
+                    tracing::warn!(error = %e, "insights: compaction failed");
+                }
+                last_compaction = Instant::now();
+            }
+            if at_head {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100).min(interval)) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
+        }
+        tracing::info!(checkpoint, "insights materializer stopped");
+    }
+}

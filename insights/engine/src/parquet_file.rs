@@ -1,0 +1,65 @@
+//! Encoding and decoding one Parquet file: rows sorted by timestamp, zstd, page-level
+//! statistics (so the page index is written), the sort order recorded in the metadata.
+
+use arrow::array::RecordBatch;
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch, SortOptions};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::schema::{schema, to_batch, Row};
+use crate::InsightsError;
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_data_page_row_count_limit(8 * 1024)
+        .build()
+}
+
+fn write(batch: &RecordBatch) -> Result<Bytes, InsightsError> {
+    let mut w = ArrowWriter::try_new(Vec::new(), schema(), Some(properties()))
+        .map_err(|e| InsightsError::Internal(format!("parquet: {e}")))?;
+    w.write(batch)
+        .map_err(|e| InsightsError::Internal(format!("parquet: {e}")))?;
+    Ok(Bytes::from(w.into_inner().map_err(|e| {
+        InsightsError::Internal(format!("parquet: {e}"))
+    })?))
+}
+
+/// Rows as one file, sorted by timestamp (then position).
+pub fn encode(rows: &mut [Row]) -> Result<Bytes, InsightsError> {
+    rows.sort_by_key(|r| (r.timestamp_ms, r.position));
+    let batch = to_batch(rows).map_err(|e| InsightsError::Internal(e.to_string()))?;
+    write(&batch)
+}
+
+/// Several files of one partition as one, sorted by timestamp.
+pub fn merge(files: &[Bytes]) -> Result<Bytes, InsightsError> {
+    let mut batches = Vec::new();
+    for f in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f.clone())
+            .and_then(|b| b.build())
+            .map_err(|e| InsightsError::Internal(format!("parquet: {e}")))?;
+        for b in reader {
+            batches.push(b.map_err(|e| InsightsError::Internal(e.to_string()))?);
+        }
+    }
+    let all =
+        concat_batches(&schema(), &batches).map_err(|e| InsightsError::Internal(e.to_string()))?;
+    let order = sort_to_indices(all.column(0), Some(SortOptions::default()), None)
+        .map_err(|e| InsightsError::Internal(e.to_string()))?;
+    let sorted =
+        take_record_batch(&all, &order).map_err(|e| InsightsError::Internal(e.to_string()))?;
+    write(&sorted)
+}

@@ -1,0 +1,748 @@
+//! The Directory Insights queries, compatible with the hosted product's API:
+//! `events` (paged with `search_after`), `count`, `distinct`, `interval`.
+//!
+//! Organization isolation is structural: a query's table is made of the files under
+//! `org=<caller's org>/` only (and of the dates the time range touches), so no filter
+//! a request can write reaches another organization's rows. Requests become DataFusion
+//! expressions with literal values; no request text is ever spliced into SQL.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{col, lit, Expr};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::event::format_ms;
+use crate::schema::{column_for, is_bool_column, schema};
+use crate::storage::{visible, DataFile, Storage};
+use crate::udf::di_field;
+use crate::InsightsError;
+
+/// The services the hosted product knows (an unknown one is a 400).
+pub const SERVICES: &[&str] = &[
+    "all",
+    "alerts",
+    "directory",
+    "ldap",
+    "mdm",
+    "notifications",
+    "object_storage",
+    "password_manager",
+    "radius",
+    "reports",
+    "saas_app_management",
+    "software",
+    "sso",
+    "systems",
+    "access_management",
+    "asset_management",
+    "workflows",
+];
+
+/// Fields an event may have (for `fields`, which must name at least one).
+pub const KNOWN_FIELDS: &[&str] = &[
+    "id",
+    "event_type",
+    "service",
+    "timestamp",
+    "organization",
+    "provider",
+    "@version",
+    "client_ip",
+    "success",
+    "geoip",
+    "useragent",
+    "initiated_by",
+    "resource",
+    "changes",
+    "auth_method",
+    "mfa",
+    "mfa_meta",
+    "error_message",
+    "association",
+    "correlation",
+    "auth_context",
+    "application",
+    "system",
+    "system_group",
+    "target_resource",
+    "username",
+    "auth_type",
+    "eap_type",
+    "outer",
+    "nas_mfa_state",
+    "connection_id",
+    "operation_number",
+    "dn",
+    "mech",
+    "start_tls",
+    "tls_established",
+    "error_code",
+    "base",
+    "scope",
+    "deref",
+    "filter",
+    "attr",
+    "number_of_results",
+    "idp_initiated",
+    "message",
+    "src_ip",
+];
+
+/// Fields a search may not use (as in the hosted product).
+const NOT_SEARCHABLE: &[&str] = &["changes", "useragent", "system_timestamp"];
+
+pub const DEFAULT_LIMIT: usize = 1000;
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A Directory Insights request body.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    /// Empty means every service (`all`).
+    pub services: Vec<String>,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+    pub limit: usize,
+    pub descending: bool,
+    pub fields: Option<Vec<String>>,
+    pub search_term: Option<Value>,
+    pub search_after: Option<(i64, String)>,
+    pub skip: usize,
+}
+
+fn parse_time(body: &Value, field: &str) -> Result<Option<i64>, InsightsError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
+            .map_err(|_| {
+                InsightsError::bad(field, "must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+            }),
+        Some(_) => Err(InsightsError::bad(field, "must be an RFC 3339 time")),
+    }
+}
+
+impl EventQuery {
+    /// Reads a request body, with the hosted product's rules and 400s.
+    pub fn parse(body: &Value) -> Result<EventQuery, InsightsError> {
+        if !body.is_object() {
+            return Err(InsightsError::bad("body", "must be a JSON object"));
+        }
+        let services: Vec<String> = match body.get("service") {
+            None | Some(Value::Null) => {
+                return Err(InsightsError::bad(
+                    "service",
+                    "is required: a list of services, or [\"all\"]",
+                ))
+            }
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        InsightsError::bad("service", "must be a list of service names")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(InsightsError::bad(
+                    "service",
+                    "must be a list of service names",
+                ))
+            }
+        };
+        if services.is_empty() {
+            return Err(InsightsError::bad(
+                "service",
+                "name at least one service, or \"all\"",
+            ));
+        }
+        if let Some(bad) = services.iter().find(|s| !SERVICES.contains(&s.as_str())) {
+            return Err(InsightsError::bad(
+                "service",
+                format!("unknown service {bad:?}; one of {}", SERVICES.join(", ")),
+            ));
+        }
+        let services = if services.iter().any(|s| s == "all") {
+            Vec::new()
+        } else {
+            services
+        };
+        let start_ms = parse_time(body, "start_time")?
+            .ok_or_else(|| InsightsError::bad("start_time", "is required (RFC 3339, UTC)"))?;
+        let end_ms = parse_time(body, "end_time")?;
+        if end_ms.is_some_and(|e| e < start_ms) {
+            return Err(InsightsError::bad("end_time", "is before start_time"));
+        }
+        // Nonsense limits fall back to the default, as in the hosted product.
+        let limit = body
+            .get("limit")
+            .and_then(Value::as_u64)
+            .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
+            .map(|l| l as usize)
+            .unwrap_or(DEFAULT_LIMIT);
+        let descending = body
+            .get("sort")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case("desc"));
+        let fields = match body.get("fields") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => {
+                let f: Vec<String> = a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                if !f
+                    .iter()
+                    .any(|f| KNOWN_FIELDS.contains(&f.split('.').next().unwrap_or("")))
+                {
+                    return Err(InsightsError::bad(
+                        "fields",
+                        "name at least one known field",
+                    ));
+                }
+                Some(f)
+            }
+            Some(_) => {
+                return Err(InsightsError::bad(
+                    "fields",
+                    "must be a list of field names",
+                ))
+            }
+        };
+        let search_term = match body.get("search_term") {
+            None | Some(Value::Null) => None,
+            Some(t) => {
+                term_expr(t)?; // checked now, so a bad term is a 400 before any scan
+                Some(t.clone())
+            }
+        };
+        let search_after = match body.get("search_after") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) if a.is_empty() => None,
+            Some(Value::Array(a)) => match (
+                a.first().and_then(Value::as_i64),
+                a.get(1).and_then(Value::as_str),
+            ) {
+                (Some(ts), Some(id)) => Some((ts, id.to_string())),
+                _ => {
+                    return Err(InsightsError::bad(
+                        "search_after",
+                        "must be the X-Search_after header's array",
+                    ))
+                }
+            },
+            Some(_) => return Err(InsightsError::bad("search_after", "must be an array")),
+        };
+        let skip = body.get("skip").and_then(Value::as_u64).unwrap_or(0) as usize;
+        Ok(EventQuery {
+            services,
+            start_ms,
+            end_ms,
+            limit,
+            descending,
+            fields,
+            search_term,
+            search_after,
+            skip,
+        })
+    }
+}
+
+fn ts_lit(ms: i64) -> Expr {
+    lit(ScalarValue::TimestampMillisecond(
+        Some(ms),
+        Some("UTC".into()),
+    ))
+}
+
+/// The expression reading a dot path: its column, or `di_field` over the JSON.
+pub fn field_expr(path: &str) -> Result<Expr, InsightsError> {
+    if NOT_SEARCHABLE.contains(&path.split('.').next().unwrap_or("")) {
+        return Err(InsightsError::bad(
+            "search_term",
+            format!("{path} is not searchable"),
+        ));
+    }
+    if path.is_empty() || path.len() > 128 {
+        return Err(InsightsError::bad(
+            "search_term",
+            "a field name is 1-128 characters",
+        ));
+    }
+    Ok(match column_for(path) {
+        Some(c) => col(c),
+        None => di_field().call(vec![col("event"), lit(path.to_string())]),
+    })
+}
+
+fn value_lit(field: &str, bool_column: bool, v: &Value) -> Result<Expr, InsightsError> {
+    match v {
+        Value::Bool(b) if bool_column => Ok(lit(*b)),
+        Value::String(s) if bool_column => match s.to_ascii_lowercase().as_str() {
+            "true" => Ok(lit(true)),
+            "false" => Ok(lit(false)),
+            _ => Err(InsightsError::bad(
+                "search_term",
+                format!("{field} is true or false"),
+            )),
+        },
+        _ if bool_column => Err(InsightsError::bad(
+            "search_term",
+            format!("{field} is true or false"),
+        )),
+        Value::String(s) => Ok(lit(s.to_lowercase())),
+        Value::Number(_) | Value::Bool(_) => Ok(lit(v.to_string().to_lowercase())),
+        _ => Err(InsightsError::bad(
+            "search_term",
+            format!("{field}: a value is text, a number or true/false"),
+        )),
+    }
+}
+
+fn condition(field: &str, value: &Value) -> Result<Expr, InsightsError> {
+    let e = field_expr(field)?;
+    let bool_column = column_for(field).is_some_and(is_bool_column);
+    match value {
+        Value::Array(values) => {
+            if values.is_empty() || values.len() > 1000 {
+                return Err(InsightsError::bad(
+                    "search_term",
+                    format!("{field}: a list of 1-1000 values"),
+                ));
+            }
+            let list = values
+                .iter()
+                .map(|v| value_lit(field, bool_column, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(e.in_list(list, false))
+        }
+        v => Ok(e.eq(value_lit(field, bool_column, v)?)),
+    }
+}
+
+/// `{"and"|"or"|"not": [ {field: value}, {field: [v…]}, {"or": […]} … ]}` as an expression.
+pub fn term_expr(term: &Value) -> Result<Expr, InsightsError> {
+    term_at(term, 0)
+}
+
+fn term_at(term: &Value, depth: usize) -> Result<Expr, InsightsError> {
+    if depth > 16 {
+        return Err(InsightsError::bad("search_term", "nested too deeply"));
+    }
+    let obj = term.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+        InsightsError::bad(
+            "search_term",
+            "must be an object with exactly one of and, or, not",
+        )
+    })?;
+    let (op, items) = obj.iter().next().expect("one key");
+    if !matches!(op.as_str(), "and" | "or" | "not") {
+        return Err(InsightsError::bad(
+            "search_term",
+            format!("{op:?}: use and, or or not"),
+        ));
+    }
+    let items = items.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+        InsightsError::bad(
+            "search_term",
+            format!("{op}: a non-empty list of conditions"),
+        )
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    let mut parts = Vec::new();
+    for item in items {
+        let Some(o) = item.as_object() else {
+            return Err(InsightsError::bad(
+                "search_term",
+                "each condition is an object",
+            ));
+        };
+        if o.len() == 1 && o.keys().all(|k| matches!(k.as_str(), "and" | "or" | "not")) {
+            parts.push(term_at(item, depth + 1)?);
+            continue;
+        }
+        for (field, value) in o {
+            if !seen.insert(field.clone()) {
+                return Err(InsightsError::bad(
+                    "search_term",
+                    format!("{field} appears twice in one list"),
+                ));
+            }
+            parts.push(condition(field, value)?);
+        }
+    }
+    let joined = |and: bool| {
+        parts
+            .clone()
+            .into_iter()
+            .reduce(|a, b| if and { a.and(b) } else { a.or(b) })
+            .expect("non-empty")
+    };
+    Ok(match op.as_str() {
+        "and" => joined(true),
+        "or" => joined(false),
+        _ => Expr::Not(Box::new(joined(false))),
+    })
+}
+
+/// Queries over the Parquet files.
+#[derive(Clone)]
+pub struct Insights {
+    storage: Storage,
+}
+
+fn date_of_ms(ms: i64) -> String {
+    format_ms(ms)[..10].to_string()
+}
+
+impl Insights {
+    pub fn new(storage: Storage) -> Self {
+        Insights { storage }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub(crate) fn context_for_sql(&self) -> SessionContext {
+        self.context()
+    }
+
+    fn context(&self) -> SessionContext {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(di_field());
+        if let Ok(url) = url::Url::parse(self.storage.scheme_root()) {
+            if url.scheme() != "file" {
+                ctx.register_object_store(&url, self.storage.object_store());
+            }
+        }
+        ctx
+    }
+
+    /// The organization's visible files, of the dates `[from, to]` when given.
+    pub async fn files(
+        &self,
+        org: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<DataFile>, InsightsError> {
+        let checkpoint = self.storage.checkpoint().await?;
+        let mut files = visible(self.storage.list(Some(org)).await?, checkpoint);
+        files.retain(|f| f.org == org);
+        if let Some((from, to)) = range {
+            let (first, last) = (date_of_ms(from), date_of_ms(to));
+            files.retain(|f| f.date >= first && f.date <= last);
+        }
+        Ok(files)
+    }
+
+    /// A table over the given files (None when there are none).
+    pub fn table(&self, files: &[DataFile]) -> Result<Option<Arc<ListingTable>>, InsightsError> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let urls = files
+            .iter()
+            .map(|f| ListingTableUrl::parse(self.storage.url(&f.key)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_file_sort_order(vec![vec![col("timestamp").sort(true, false)]]);
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema());
+        Ok(Some(Arc::new(ListingTable::try_new(config)?)))
+    }
+
+    /// The rows a request selects (time range, services, search term), or None if the
+    /// organization has no files in the range.
+    async fn selected(
+        &self,
+        org: &str,
+        q: &EventQuery,
+    ) -> Result<Option<(SessionContext, DataFrame)>, InsightsError> {
+        // Without an end, up to tomorrow (clocks drift; nothing is dated later).
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let end = q.end_ms.unwrap_or(now_ms + 86_400_000);
+        let files = self.files(org, Some((q.start_ms, end))).await?;
+        let Some(table) = self.table(&files)? else {
+            return Ok(None);
+        };
+        let ctx = self.context();
+        let mut df = ctx.read_table(table)?;
+        let mut filter = col("timestamp").gt_eq(ts_lit(q.start_ms));
+        if let Some(e) = q.end_ms {
+            filter = filter.and(col("timestamp").lt_eq(ts_lit(e)));
+        }
+        if !q.services.is_empty() {
+            filter = filter.and(
+                col("service").in_list(q.services.iter().map(|s| lit(s.clone())).collect(), false),
+            );
+        }
+        if let Some(t) = &q.search_term {
+            filter = filter.and(term_expr(t)?);
+        }
+        df = df.filter(filter)?;
+        Ok(Some((ctx, df)))
+    }
+
+    /// One page of events; the second value is the `X-Search_after` array.
+    pub async fn events(
+        &self,
+        org: &str,
+        q: &EventQuery,
+    ) -> Result<(Vec<Value>, Value), InsightsError> {
+        let after = q.search_after.clone();
+        let none = || {
+            json!(after
+                .as_ref()
+                .map(|(t, i)| json!([t, i]))
+                .unwrap_or(json!([])))
+        };
+        let Some((_ctx, mut df)) = self.selected(org, q).await? else {
+            return Ok((Vec::new(), none()));
+        };
+        if let Some((ts, id)) = &q.search_after {
+            let (ts, id) = (ts_lit(*ts), lit(id.to_lowercase()));
+            df = df.filter(if q.descending {
+                col("timestamp")
+                    .lt(ts.clone())
+                    .or(col("timestamp").eq(ts).and(col("id").lt(id)))
+            } else {
+                col("timestamp")
+                    .gt(ts.clone())
+                    .or(col("timestamp").eq(ts).and(col("id").gt(id)))
+            })?;
+        }
+        let asc = !q.descending;
+        let batches = df
+            .sort(vec![
+                col("timestamp").sort(asc, false),
+                col("id").sort(asc, false),
+            ])?
+            .limit(q.skip, Some(q.limit))?
+            .select(vec![col("timestamp"), col("id"), col("event")])?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        let mut last: Option<(i64, String)> = None;
+        for b in &batches {
+            let ts = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<TimestampMillisecondArray>()
+                .ok_or_else(|| InsightsError::Internal("timestamp column".into()))?;
+            let ids = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| InsightsError::Internal("id column".into()))?;
+            let ev = b
+                .column(2)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| InsightsError::Internal("event column".into()))?;
+            for i in 0..b.num_rows() {
+                let v: Value = serde_json::from_str(ev.value(i)).unwrap_or(Value::Null);
+                out.push(match &q.fields {
+                    Some(f) => project(&v, f),
+                    None => v,
+                });
+                last = Some((ts.value(i), ids.value(i).to_string()));
+            }
+        }
+        let next = match last {
+            Some((t, i)) => json!([t, i]),
+            None => none(),
+        };
+        Ok((out, next))
+    }
+
+    pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
+        match self.selected(org, q).await? {
+            None => Ok(0),
+            Some((_, df)) => Ok(df.count().await? as u64),
+        }
+    }
+
+    /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first.
+    pub async fn distinct(
+        &self,
+        org: &str,
+        q: &EventQuery,
+        field: &str,
+    ) -> Result<Value, InsightsError> {
+        let key = field_expr(field).map_err(|e| match e {
+            InsightsError::BadRequest { message, .. } => InsightsError::bad("field", message),
+            other => other,
+        })?;
+        let size = q.limit;
+        let Some((_, df)) = self.selected(org, q).await? else {
+            return Ok(
+                json!({"buckets": [], "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0}),
+            );
+        };
+        let batches = df
+            .filter(key.clone().is_not_null())?
+            .aggregate(
+                vec![key.alias("key")],
+                vec![count(lit(1)).alias("doc_count")],
+            )?
+            .sort(vec![
+                col("doc_count").sort(false, false),
+                col("key").sort(true, false),
+            ])?
+            .collect()
+            .await?;
+        let mut buckets = Vec::new();
+        let mut other = 0i64;
+        for b in &batches {
+            let counts = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| InsightsError::Internal("count column".into()))?;
+            for i in 0..b.num_rows() {
+                let k = cell(b, 0, i);
+                if buckets.len() < size {
+                    buckets.push(json!({"key": k, "doc_count": counts.value(i)}));
+                } else {
+                    other += counts.value(i);
+                }
+            }
+        }
+        Ok(
+            json!({"buckets": buckets, "doc_count_error_upper_bound": 0, "sum_other_doc_count": other}),
+        )
+    }
+
+    /// `{"buckets": [{key (epoch ms), key_as_string, doc_count}]}` per interval.
+    pub async fn interval(
+        &self,
+        org: &str,
+        q: &EventQuery,
+        unit: &str,
+        value: u32,
+        tz_offset_minutes: i32,
+    ) -> Result<Value, InsightsError> {
+        let unit_ms: i64 = match unit {
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            _ => return Err(InsightsError::bad("interval_unit", "one of s, m, h, d, w")),
+        };
+        if value == 0 || value > 10_000 {
+            return Err(InsightsError::bad(
+                "interval_value",
+                "a whole number from 1 to 10000",
+            ));
+        }
+        let stride = unit_ms * value as i64;
+        // Buckets start at local midnight (weeks on Monday, as Elasticsearch does).
+        let offset = tz_offset_minutes as i64 * 60_000;
+        let origin = if unit == "w" {
+            4 * 86_400_000 - offset
+        } else {
+            -offset
+        };
+        let Some((_, df)) = self.selected(org, q).await? else {
+            return Ok(json!({"buckets": []}));
+        };
+        let epoch_ms = Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(col("timestamp")),
+            arrow::datatypes::DataType::Int64,
+        ));
+        let bucket = ((epoch_ms - lit(origin)) / lit(stride)) * lit(stride) + lit(origin);
+        let batches = df
+            .aggregate(
+                vec![bucket.alias("key")],
+                vec![count(lit(1)).alias("doc_count")],
+            )?
+            .sort(vec![col("key").sort(true, false)])?
+            .collect()
+            .await?;
+        let mut buckets = Vec::new();
+        for b in &batches {
+            let keys = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| InsightsError::Internal("key column".into()))?;
+            let counts = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| InsightsError::Internal("count column".into()))?;
+            for i in 0..b.num_rows() {
+                let k = keys.value(i);
+                buckets.push(
+                    json!({"key": k, "key_as_string": format_ms(k), "doc_count": counts.value(i)}),
+                );
+            }
+        }
+        Ok(json!({"buckets": buckets}))
+    }
+}
+
+/// A cell as JSON (text, boolean, or null).
+fn cell(b: &RecordBatch, column: usize, row: usize) -> Value {
+    let a = b.column(column);
+    if a.is_null(row) {
+        return Value::Null;
+    }
+    if let Some(s) = a.as_any().downcast_ref::<StringArray>() {
+        return json!(s.value(row));
+    }
+    if let Some(s) = a.as_any().downcast_ref::<BooleanArray>() {
+        return json!(s.value(row));
+    }
+    Value::Null
+}
+
+/// The event with only the fields asked for (dot paths keep their parents' shape).
+pub fn project(event: &Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for f in fields {
+        let mut parts = f.split('.');
+        let Some(first) = parts.next() else { continue };
+        let rest: Vec<&str> = parts.collect();
+        let Some(v) = event.get(first) else { continue };
+        if rest.is_empty() {
+            out.insert(first.to_string(), v.clone());
+            continue;
+        }
+        if let Some(inner) = crate::event::at_path(v, &rest.join(".")) {
+            let mut node = out.entry(first.to_string()).or_insert_with(|| json!({}));
+            for (i, key) in rest.iter().enumerate() {
+                if i + 1 == rest.len() {
+                    if let Some(o) = node.as_object_mut() {
+                        o.insert(key.to_string(), inner.clone());
+                    }
+                } else {
+                    node = node
+                        .as_object_mut()
+                        .map(|o| o.entry(key.to_string()).or_insert_with(|| json!({})))
+                        .expect("objects all the way down");
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,282 @@
+//! Where the Parquet files and the checkpoint live: a local directory (embedded
+//! default) or an S3 bucket (cluster mode), both through `object_store`.
+//!
+//! Layout under the root: `org=<org>/date=<YYYY-MM-DD>/<from>-<to>.parquet`, where the
+//! file holds the partition's events of log positions `from < p <= to` (20 digits
+//! each), and `_checkpoint` holds the last position whose files are all durable. A local
+//! file is fsynced (and its directory) before the checkpoint moves; an S3 PUT is
+//! durable once acknowledged.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::InsightsError;
+
+/// S3 settings (cluster mode).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix, e.g. `insights/`.
+    pub prefix: String,
+    /// Empty: AWS; otherwise e.g. `http://127.0.0.1:3900` for Garage or another server.
+    pub endpoint: String,
+    pub region: String,
+    /// Empty: the usual AWS environment variables.
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// The key prefix of everything (no leading or trailing slash).
+    prefix: String,
+    /// `file://` or `s3://bucket`: how DataFusion addresses the store.
+    scheme_root: String,
+    /// The directory on disk, for a local store (fsync).
+    local_root: Option<PathBuf>,
+}
+
+/// One Parquet file of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    pub org: String,
+    pub date: String,
+    pub from: u64,
+    pub to: u64,
+    /// Key relative to the root.
+    pub key: String,
+    pub size: u64,
+}
+
+impl DataFile {
+    pub fn key_for(org: &str, date: &str, from: u64, to: u64) -> String {
+        format!("org={org}/date={date}/{from:020}-{to:020}.parquet")
+    }
+
+    fn parse(key: &str, size: u64) -> Option<DataFile> {
+        let mut parts = key.split('/');
+        let org = parts.next()?.strip_prefix("org=")?.to_string();
+        let date = parts.next()?.strip_prefix("date=")?.to_string();
+        let name = parts.next()?.strip_suffix(".parquet")?;
+        let (from, to) = name.split_once('-')?;
+        parts.next().is_none().then_some(())?;
+        Some(DataFile {
+            org,
+            date,
+            from: from.parse().ok()?,
+            to: to.parse().ok()?,
+            key: key.to_string(),
+            size,
+        })
+    }
+}
+
+impl Storage {
+    pub fn local(dir: &std::path::Path) -> Result<Storage, InsightsError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| InsightsError::Storage(format!("{}: {e}", dir.display())))?;
+        let abs = dir
+            .canonicalize()
+            .map_err(|e| InsightsError::Storage(format!("{}: {e}", dir.display())))?;
+        let prefix = abs.to_string_lossy().trim_start_matches('/').to_string();
+        Ok(Storage {
+            store: Arc::new(LocalFileSystem::new()),
+            prefix,
+            scheme_root: "file://".into(),
+            local_root: Some(abs),
+        })
+    }
+
+    pub fn s3(c: &S3Config) -> Result<Storage, InsightsError> {
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(&c.bucket);
+        if !c.endpoint.is_empty() {
+            b = b
+                .with_endpoint(&c.endpoint)
+                .with_allow_http(c.endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if !c.region.is_empty() {
+            b = b.with_region(&c.region);
+        }
+        if !c.access_key_id.is_empty() {
+            b = b
+                .with_access_key_id(&c.access_key_id)
+                .with_secret_access_key(&c.secret_access_key);
+        }
+        let store = b.build().map_err(|e| {
+            InsightsError::Storage(format!("insights S3 bucket {:?}: {e}", c.bucket))
+        })?;
+        Ok(Storage {
+            store: Arc::new(store),
+            prefix: c.prefix.trim_matches('/').to_string(),
+            scheme_root: format!("s3://{}", c.bucket),
+            local_root: None,
+        })
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// `file://` or `s3://bucket`, for registering the store with DataFusion.
+    pub fn scheme_root(&self) -> &str {
+        &self.scheme_root
+    }
+
+    fn path(&self, key: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(key)
+        } else {
+            Path::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// The URL DataFusion reads a key at.
+    pub fn url(&self, key: &str) -> String {
+        format!("{}/{}", self.scheme_root, self.path(key))
+    }
+
+    /// Writes an object durably: acknowledged by S3, or fsynced (file and directory).
+    pub async fn put_durable(&self, key: &str, bytes: Bytes) -> Result<(), InsightsError> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| InsightsError::Storage(format!("put {key}: {e}")))?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(key);
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| InsightsError::Storage(e.to_string()))?
+            .map_err(|e| InsightsError::Storage(format!("fsync {key}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, InsightsError> {
+        match self.store.get(&self.path(key)).await {
+            Ok(r) => {
+                Ok(Some(r.bytes().await.map_err(|e| {
+                    InsightsError::Storage(format!("get {key}: {e}"))
+                })?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(InsightsError::Storage(format!("get {key}: {e}"))),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), InsightsError> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(InsightsError::Storage(format!("delete {key}: {e}"))),
+        }
+    }
+
+    /// The last position whose files are durable (0 before the first flush).
+    pub async fn checkpoint(&self) -> Result<u64, InsightsError> {
+        match self.get("_checkpoint").await? {
+            None => Ok(0),
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| InsightsError::Storage("_checkpoint is not a position".into())),
+        }
+    }
+
+    pub async fn set_checkpoint(&self, position: u64) -> Result<(), InsightsError> {
+        self.put_durable("_checkpoint", Bytes::from(position.to_string()))
+            .await
+    }
+
+    /// Every data file, or those of one organization (and dates, when given).
+    pub async fn list(&self, org: Option<&str>) -> Result<Vec<DataFile>, InsightsError> {
+        let key_prefix = match org {
+            Some(o) => format!("org={o}/"),
+            None => String::new(),
+        };
+        let base = self.path(&key_prefix);
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                e => Err(InsightsError::Storage(format!("list {key_prefix}: {e}"))),
+            })?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(&strip)?.to_string();
+                DataFile::parse(&key, m.size)
+            })
+            .collect())
+    }
+}
+
+/// The files a reader should see: complete (within the checkpoint) and not covered by
+/// a compacted file of the same partition.
+pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
+    let complete: Vec<DataFile> = files.into_iter().filter(|f| f.to <= checkpoint).collect();
+    complete
+        .iter()
+        .filter(|f| {
+            !complete.iter().any(|o| {
+                o.org == f.org
+                    && o.date == f.date
+                    && o.key != f.key
+                    && o.from <= f.from
+                    && f.to <= o.to
+                    && (o.from, o.to) != (f.from, f.to)
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_covered_files_are_hidden() {
+        let k = DataFile::key_for("o1", "2026-11-28", 5, 9);
+        assert_eq!(
+            k,
+            "org=o1/date=2026-11-28/00000000000000000005-00000000000000000009.parquet"
+        );
+        let f = DataFile::parse(&k, 10).unwrap();
+        assert_eq!((f.from, f.to), (5, 9));
+        let files = vec![
+            DataFile::parse(&DataFile::key_for("o1", "d", 0, 5), 1).unwrap(),
+            DataFile::parse(&DataFile::key_for("o1", "d", 5, 9), 1).unwrap(),
+            DataFile::parse(&DataFile::key_for("o1", "d", 0, 9), 1).unwrap(),
+            DataFile::parse(&DataFile::key_for("o2", "d", 0, 5), 1).unwrap(),
+            DataFile::parse(&DataFile::key_for("o1", "d", 9, 12), 1).unwrap(),
+        ];
+        let v: Vec<(String, u64, u64)> = visible(files, 9)
+            .into_iter()
+            .map(|f| (f.org, f.from, f.to))
+            .collect();
+        assert_eq!(v, vec![("o1".into(), 0, 9), ("o2".into(), 0, 5)]);
+    }
+}

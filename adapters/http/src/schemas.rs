@@ -303,9 +303,10 @@ pub enum TargetType {
 }
 
 /// A Directory Insights query. Rules across fields (`end_time` after `start_time`; a
-/// field once per `search_term` list) are checked by the server.
+/// field once per `search_term` list) are checked by the server. As in the hosted
+/// product, other keys are ignored, a `limit` outside 1–10000 means 1000 and a `sort`
+/// other than DESC means ASC.
 #[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InsightsQuery {
     #[schema(inline, min_items = 1)]
     pub service: Vec<InsightsService>,
@@ -313,23 +314,24 @@ pub struct InsightsQuery {
     pub start_time: String,
     #[schema(format = DateTime)]
     pub end_time: Option<String>,
-    #[schema(minimum = 1, maximum = 10000)]
-    pub limit: Option<u32>,
-    #[schema(inline)]
-    pub sort: Option<SortOrder>,
+    pub limit: Option<i64>,
+    /// ASC (default) or DESC, any case.
+    pub sort: Option<String>,
+    /// Rows to skip before the page.
+    #[schema(minimum = 0)]
+    pub skip: Option<u64>,
     /// Fields to return (dot notation for nested ones).
     #[schema(min_items = 1)]
     pub fields: Option<Vec<String>>,
     /// `{"and"|"or"|"not": [{field: value or [values]}, …]}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub search_term: Option<serde_json::Value>,
     /// The previous page's `X-Search_after`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub search_after: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InsightsDistinct {
     #[schema(inline, min_items = 1)]
     pub service: Vec<InsightsService>,
@@ -340,12 +342,11 @@ pub struct InsightsDistinct {
     /// The field whose values are counted (dot notation).
     #[schema(min_length = 1, max_length = 128)]
     pub field: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub search_term: Option<serde_json::Value>,
 }
 
 #[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InsightsInterval {
     #[schema(inline, min_items = 1)]
     pub service: Vec<InsightsService>,
@@ -355,11 +356,12 @@ pub struct InsightsInterval {
     pub end_time: Option<String>,
     #[schema(inline)]
     pub interval_unit: IntervalUnit,
-    #[schema(pattern = r"^[1-9][0-9]{0,3}$")]
+    #[schema(pattern = r"^([1-9][0-9]{0,3}|10000)$")]
     pub interval_value: Option<String>,
-    #[schema(pattern = r"^[+-][0-1][0-9]:?[0-5][0-9]$")]
+    /// An offset such as -0500 (buckets start at local midnight).
+    #[schema(pattern = r"^([+-](0[0-9]|1[0-4]):?[0-5][0-9]|Z|UTC)?$")]
     pub timezone: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub search_term: Option<serde_json::Value>,
 }
 
@@ -383,12 +385,6 @@ pub enum InsightsService {
     AccessManagement,
     AssetManagement,
     Workflows,
-}
-
-#[derive(ToSchema)]
-pub enum SortOrder {
-    ASC,
-    DESC,
 }
 
 #[derive(ToSchema)]

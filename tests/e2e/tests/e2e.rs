@@ -12,6 +12,7 @@ mod e2e {
     pub mod groups_http;
     pub mod import;
     pub mod insights_http;
+    pub mod insights_recovery;
     pub mod layout;
     pub mod login;
     pub mod mail;

@@ -23,6 +23,8 @@ pub struct Config {
     pub smtp: castellan_mail::SmtpConfig,
     /// Parquet files of every event, and the queries over them.
     pub insights: InsightsConfig,
+    /// Each time window of events as gzipped JSON to S3 or a directory.
+    pub export: castellan_export::ExportConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +95,33 @@ impl Config {
             PathBuf::from(&i.dir)
         };
         castellan_insights::Storage::local(&dir)
+    }
+
+    /// The export sink: the S3 bucket or the directory (`data_dir/exports` by default).
+    pub async fn export_sink(
+        &self,
+    ) -> Result<std::sync::Arc<dyn castellan_export::sink::Sink>, castellan_export::ExportError>
+    {
+        let e = &self.export;
+        match e.sink.as_str() {
+            "s3" => Ok(std::sync::Arc::new(
+                castellan_export::sink::S3Sink::new(e).await?,
+            )),
+            "dir" => {
+                let dir = if e.dir.is_empty() {
+                    self.data_dir.join("exports")
+                } else {
+                    PathBuf::from(&e.dir)
+                };
+                Ok(std::sync::Arc::new(castellan_export::sink::DirSink::new(
+                    dir,
+                )?))
+            }
+            other => Err(castellan_export::ExportError::Config(
+                "sink",
+                format!("{other:?}: dir or s3"),
+            )),
+        }
     }
 
     pub fn materializer_config(&self) -> castellan_insights::MaterializerConfig {
@@ -181,6 +210,7 @@ impl Default for Config {
             projections: ProjectionsConfig::default(),
             smtp: castellan_mail::SmtpConfig::default(),
             insights: InsightsConfig::default(),
+            export: castellan_export::ExportConfig::default(),
         }
     }
 }
@@ -232,6 +262,7 @@ const SECTIONS: &[&str] = &[
     "projections",
     "smtp",
     "insights",
+    "export",
 ];
 
 impl Config {

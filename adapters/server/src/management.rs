@@ -30,6 +30,10 @@ pub struct Management {
     pub store: ReadStore,
     pub ready_max_lag: u64,
     pub projections: Vec<ProjectionHandle>,
+    /// The insights materializer of this process, if it runs one.
+    pub insights: Option<Arc<castellan_insights::Status>>,
+    /// The exporter of this process, if it runs one.
+    pub export: Option<Arc<castellan_export::ExportMetrics>>,
 }
 
 pub fn router(m: Management) -> Router {
@@ -203,6 +207,59 @@ async fn metrics(State(m): State<Arc<Management>>) -> impl IntoResponse {
             };
             let _ = writeln!(out, "{name}{{projection=\"{}\"}} {value}", p.name);
         }
+    }
+    if let Some(s) = &m.insights {
+        let counters = [
+            (
+                "castellan_insights_checkpoint_position",
+                "gauge",
+                "Every event up to this log position is in a durable Parquet file.",
+                s.checkpoint.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "castellan_insights_rows_written_total",
+                "counter",
+                "Events written to Parquet.",
+                s.rows_written.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "castellan_insights_files_written_total",
+                "counter",
+                "Parquet files written by flushes.",
+                s.files_written.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "castellan_insights_files_compacted_total",
+                "counter",
+                "Small Parquet files merged away.",
+                s.files_compacted.load(Ordering::Relaxed) as i64,
+            ),
+        ];
+        for (name, kind, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+    if let Some(e) = &m.export {
+        let name = "castellan_export_empty_windows_total";
+        let _ = writeln!(out, "# HELP {name} Export windows without events (nothing uploaded), by service.\n# TYPE {name} counter");
+        for (service, n) in e.empty_windows.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {n}");
+        }
+        let name = "castellan_export_windows_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Export windows done.\n# TYPE {name} counter\n{name} {}",
+            e.windows_exported.load(Ordering::Relaxed)
+        );
+        let name = "castellan_export_bytes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Gzipped JSON bytes uploaded.\n# TYPE {name} counter\n{name} {}",
+            e.bytes_written.load(Ordering::Relaxed)
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

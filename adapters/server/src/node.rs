@@ -90,6 +90,28 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
     } else {
         None
     };
+    let insights = castellan_insights::Insights::new(insights_storage);
+    let export = match (&insights_status, config.export.enabled) {
+        (Some(status), true) => {
+            let sink = config.export_sink().await.context("export")?;
+            let e = Arc::new(
+                castellan_export::Exporter::new(
+                    config.export.clone(),
+                    insights.clone(),
+                    sink,
+                    status.clone(),
+                )
+                .context("export")?,
+            );
+            let metrics = e.metrics.clone();
+            projections.push(tokio::spawn(e.run(projections_rx.clone())));
+            Some(metrics)
+        }
+        (None, true) => anyhow::bail!(
+            "export.enabled needs the materializer in this process (insights.materialize = true)"
+        ),
+        _ => None,
+    };
     let api = ApiState {
         log: log.clone(),
         store: store.clone(),
@@ -104,7 +126,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         } else {
             config.http.public_url.trim_end_matches('/').to_string()
         },
-        insights: Some(castellan_insights::Insights::new(insights_storage)),
+        insights: Some(insights),
     };
 
     if config.smtp.enabled() {
@@ -119,6 +141,8 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         log_metrics,
         store: store.clone(),
         ready_max_lag: config.projections.ready_max_lag,
+        insights: insights_status.clone(),
+        export,
         projections: vec![
             ProjectionHandle {
                 name: "portal",

@@ -746,3 +746,65 @@ pub fn project(event: &Value, fields: &[String]) -> Value {
     }
     Value::Object(out)
 }
+
+impl Insights {
+    /// Every event of `[start_ms, end_ms)` (of `services`; empty: all), newest first,
+    /// for exports.
+    pub async fn window(
+        &self,
+        org: &str,
+        start_ms: i64,
+        end_ms: i64,
+        services: &[String],
+    ) -> Result<Vec<Value>, InsightsError> {
+        let files = self.files(org, Some((start_ms, end_ms))).await?;
+        let Some(table) = self.table(&files)? else {
+            return Ok(Vec::new());
+        };
+        let ctx = self.context();
+        let mut filter = col("timestamp")
+            .gt_eq(ts_lit(start_ms))
+            .and(col("timestamp").lt(ts_lit(end_ms)));
+        if !services.is_empty() {
+            filter = filter.and(
+                col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false),
+            );
+        }
+        let batches = ctx
+            .read_table(table)?
+            .filter(filter)?
+            .sort(vec![
+                col("timestamp").sort(false, false),
+                col("id").sort(false, false),
+            ])?
+            .select(vec![col("event")])?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let ev = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| InsightsError::Internal("event column".into()))?;
+            for i in 0..b.num_rows() {
+                out.push(serde_json::from_str(ev.value(i)).unwrap_or(Value::Null));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The organizations that have files.
+    pub async fn organizations(&self) -> Result<Vec<String>, InsightsError> {
+        let mut orgs: Vec<String> = self
+            .storage
+            .list(None)
+            .await?
+            .into_iter()
+            .map(|f| f.org)
+            .collect();
+        orgs.sort();
+        orgs.dedup();
+        Ok(orgs)
+    }
+}

@@ -7,6 +7,7 @@ mod e2e {
     pub mod cluster;
     pub mod contract_nats;
     pub mod contract_sqlite;
+    pub mod export;
     pub mod faults;
     pub mod golden;
     pub mod groups_http;

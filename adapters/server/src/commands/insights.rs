@@ -1,5 +1,6 @@
-//! `castellan insights run`: the materializer alone (cluster mode: one such process,
-//! writing to S3; `serve` nodes then set `insights.materialize = false`).
+//! `castellan insights run`: the materializer alone, with the exporter when
+//! `export.enabled` (cluster mode: one such process, writing to S3; `serve` nodes then
+//! set `insights.materialize = false`).
 //! `castellan insights sql "SELECT …" --org ID [--format json|csv]`: read-only SQL over
 //! one organization's events.
 
@@ -18,15 +19,33 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         .context("insights storage (insights.dir or insights.s3_*)")?;
     let m = Arc::new(Materializer::new(
         b.log.clone(),
-        storage,
+        storage.clone(),
         config.materializer_config(),
     ));
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(m.clone().run(stopped));
+    let task = tokio::spawn(m.clone().run(stopped.clone()));
+    let export = if config.export.enabled {
+        let sink = config.export_sink().await.context("export")?;
+        let e = Arc::new(
+            castellan_export::Exporter::new(
+                config.export.clone(),
+                Insights::new(storage),
+                sink,
+                m.status.clone(),
+            )
+            .context("export")?,
+        );
+        Some(tokio::spawn(e.run(stopped)))
+    } else {
+        None
+    };
     eprintln!("castellan: materializing insights (Ctrl-C to stop)");
     crate::node::signal().await;
     let _ = stop.send(true);
     task.await.context("materializer")?;
+    if let Some(e) = export {
+        e.await.context("exporter")?;
+    }
     Ok(())
 }
 

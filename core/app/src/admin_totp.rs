@@ -10,7 +10,7 @@ use castellan_domain::{DomainError, ObjectId};
 use crate::error::AppError;
 use crate::execute::{execute, load, Executed};
 use crate::ports::EventLog;
-use crate::totp::{enrollment, matching_steps, new_secret, Enrollment};
+use crate::totp::{confirming_step, enrollment, login_steps, new_secret, Enrollment};
 
 /// Starts (or restarts) the admin's enrollment with a new secret.
 pub async fn start(
@@ -48,11 +48,7 @@ pub async fn finish(
     let secret = a
         .totp_pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
-    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
-    let step = matching_steps(&secret, code, now)?
-        .into_iter()
-        .max()
-        .ok_or_else(|| DomainError::invalid("code", "the code is not valid"))?;
+    let step = confirming_step(&secret, code, &meta)?;
     execute::<Admin>(
         log,
         org,
@@ -76,11 +72,7 @@ pub async fn verify(
         .totp_secret
         .clone()
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
-    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
-    let steps = matching_steps(&secret, code, now)?;
-    if steps.is_empty() {
-        return Err(DomainError::invalid("totp", "the code is not valid").into());
-    }
+    let steps = login_steps(&secret, code, &meta, "totp")?;
     execute::<Admin>(
         log,
         org,

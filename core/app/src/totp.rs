@@ -50,6 +50,30 @@ pub fn matching_steps(secret_b32: &str, code: &str, now_unix: u64) -> Result<Vec
         .collect())
 }
 
+/// The step an enrollment's first code spends (the newest that matches), or the error.
+pub(crate) fn confirming_step(secret: &str, code: &str, meta: &EventMeta) -> Result<u64, AppError> {
+    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
+    matching_steps(secret, code, now)?
+        .into_iter()
+        .max()
+        .ok_or_else(|| DomainError::invalid("code", "the code is not valid").into())
+}
+
+/// The steps a login code matches; none is an error naming `field`.
+pub(crate) fn login_steps(
+    secret: &str,
+    code: &str,
+    meta: &EventMeta,
+    field: &str,
+) -> Result<Vec<u64>, AppError> {
+    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
+    let steps = matching_steps(secret, code, now)?;
+    if steps.is_empty() {
+        return Err(DomainError::invalid(field, "the code is not valid").into());
+    }
+    Ok(steps)
+}
+
 /// What the user needs to set up an authenticator app.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Enrollment {
@@ -117,11 +141,7 @@ pub async fn finish(
     let secret = u
         .totp_pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
-    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
-    let step = matching_steps(&secret, code, now)?
-        .into_iter()
-        .max()
-        .ok_or_else(|| DomainError::invalid("code", "the code is not valid"))?;
+    let step = confirming_step(&secret, code, &meta)?;
     execute::<User>(
         log,
         org,
@@ -146,11 +166,7 @@ pub async fn verify(
     let secret = u
         .totp_secret
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
-    let now = meta.occurred_at.unix_timestamp().max(0) as u64;
-    let steps = matching_steps(&secret, code, now)?;
-    if steps.is_empty() {
-        return Err(DomainError::invalid("code", "the code is not valid").into());
-    }
+    let steps = login_steps(&secret, code, &meta, "code")?;
     execute::<User>(
         log,
         org,

@@ -56,14 +56,19 @@ pub fn format_ms(ms: i64) -> String {
             ))
             .ok()
         })
-        .unwrap_or_else(|| e_format_fallback(ms))
+        .unwrap_or_else(|| format_without_subseconds(ms))
 }
 
-fn e_format_fallback(ms: i64) -> String {
+fn format_without_subseconds(ms: i64) -> String {
     time::OffsetDateTime::UNIX_EPOCH
         .saturating_add(time::Duration::milliseconds(ms))
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+/// The UTC date (`YYYY-MM-DD`) of a time in ms: the partition a row belongs to.
+pub fn date_of_ms(ms: i64) -> String {
+    format_ms(ms)[..10].to_string()
 }
 
 /// The Directory Insights object of one event.

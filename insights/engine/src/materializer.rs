@@ -23,7 +23,7 @@ use castellan_app::ports::EventLog;
 use castellan_domain::envelope::Envelope;
 use tokio::sync::watch;
 
-use crate::event::{timestamp_ms, to_di_event};
+use crate::event::{date_of_ms, timestamp_ms, to_di_event};
 use crate::parquet_file::{encode, merge};
 use crate::schema::Row;
 use crate::storage::{visible, DataFile, Storage};
@@ -75,20 +75,11 @@ pub struct Materializer {
     pub status: Arc<Status>,
 }
 
-fn date_of(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .map(|t| {
-            let d = t.date();
-            format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
-        })
-        .unwrap_or_else(|_| "1970-01-01".into())
-}
-
 /// One envelope as a row of its partition.
 pub fn row_of(e: &Envelope) -> ((String, String), Row) {
     let ts = timestamp_ms(e);
     (
-        (e.org_id.to_string(), date_of(ts)),
+        (e.org_id.to_string(), date_of_ms(ts)),
         Row {
             timestamp_ms: ts,
             position: e.position,

@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::event::format_ms;
+use crate::event::{date_of_ms, format_ms};
 use crate::schema::{column_for, is_bool_column, schema};
 use crate::storage::{visible, DataFile, Storage};
 use crate::udf::di_field;
@@ -403,10 +403,6 @@ pub struct Insights {
     storage: Storage,
 }
 
-fn date_of_ms(ms: i64) -> String {
-    format_ms(ms)[..10].to_string()
-}
-
 impl Insights {
     pub fn new(storage: Storage) -> Self {
         Insights { storage }
@@ -416,11 +412,7 @@ impl Insights {
         &self.storage
     }
 
-    pub(crate) fn context_for_sql(&self) -> SessionContext {
-        self.context()
-    }
-
-    fn context(&self) -> SessionContext {
+    pub(crate) fn context(&self) -> SessionContext {
         let config = SessionConfig::new()
             .with_target_partitions(2)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
@@ -469,36 +461,48 @@ impl Insights {
         Ok(Some(Arc::new(ListingTable::try_new(config)?)))
     }
 
+    /// The organization's rows of `[from_ms, …]` (files of the dates up to `to_ms`) of
+    /// `services` (empty: all), or None when it has no files there.
+    async fn scan(
+        &self,
+        org: &str,
+        from_ms: i64,
+        to_ms: i64,
+        services: &[String],
+    ) -> Result<Option<DataFrame>, InsightsError> {
+        let files = self.files(org, Some((from_ms, to_ms))).await?;
+        let Some(table) = self.table(&files)? else {
+            return Ok(None);
+        };
+        let mut filter = col("timestamp").gt_eq(ts_lit(from_ms));
+        if !services.is_empty() {
+            filter = filter.and(
+                col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false),
+            );
+        }
+        Ok(Some(self.context().read_table(table)?.filter(filter)?))
+    }
+
     /// The rows a request selects (time range, services, search term), or None if the
     /// organization has no files in the range.
     async fn selected(
         &self,
         org: &str,
         q: &EventQuery,
-    ) -> Result<Option<(SessionContext, DataFrame)>, InsightsError> {
+    ) -> Result<Option<DataFrame>, InsightsError> {
         // Without an end, up to tomorrow (clocks drift; nothing is dated later).
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let end = q.end_ms.unwrap_or(now_ms + 86_400_000);
-        let files = self.files(org, Some((q.start_ms, end))).await?;
-        let Some(table) = self.table(&files)? else {
+        let Some(mut df) = self.scan(org, q.start_ms, end, &q.services).await? else {
             return Ok(None);
         };
-        let ctx = self.context();
-        let mut df = ctx.read_table(table)?;
-        let mut filter = col("timestamp").gt_eq(ts_lit(q.start_ms));
         if let Some(e) = q.end_ms {
-            filter = filter.and(col("timestamp").lt_eq(ts_lit(e)));
-        }
-        if !q.services.is_empty() {
-            filter = filter.and(
-                col("service").in_list(q.services.iter().map(|s| lit(s.clone())).collect(), false),
-            );
+            df = df.filter(col("timestamp").lt_eq(ts_lit(e)))?;
         }
         if let Some(t) = &q.search_term {
-            filter = filter.and(term_expr(t)?);
+            df = df.filter(term_expr(t)?)?;
         }
-        df = df.filter(filter)?;
-        Ok(Some((ctx, df)))
+        Ok(Some(df))
     }
 
     /// One page of events; the second value is the `X-Search_after` array.
@@ -514,7 +518,7 @@ impl Insights {
                 .map(|(t, i)| json!([t, i]))
                 .unwrap_or(json!([])))
         };
-        let Some((_ctx, mut df)) = self.selected(org, q).await? else {
+        let Some(mut df) = self.selected(org, q).await? else {
             return Ok((Vec::new(), none()));
         };
         if let Some((ts, id)) = &q.search_after {
@@ -576,7 +580,7 @@ impl Insights {
     pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
         match self.selected(org, q).await? {
             None => Ok(0),
-            Some((_, df)) => Ok(df.count().await? as u64),
+            Some(df) => Ok(df.count().await? as u64),
         }
     }
 
@@ -592,7 +596,7 @@ impl Insights {
             other => other,
         })?;
         let size = q.limit;
-        let Some((_, df)) = self.selected(org, q).await? else {
+        let Some(df) = self.selected(org, q).await? else {
             return Ok(
                 json!({"buckets": [], "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0}),
             );
@@ -662,7 +666,7 @@ impl Insights {
         } else {
             -offset
         };
-        let Some((_, df)) = self.selected(org, q).await? else {
+        let Some(df) = self.selected(org, q).await? else {
             return Ok(json!({"buckets": []}));
         };
         let epoch_ms = Expr::Cast(datafusion::logical_expr::Cast::new(
@@ -757,22 +761,11 @@ impl Insights {
         end_ms: i64,
         services: &[String],
     ) -> Result<Vec<Value>, InsightsError> {
-        let files = self.files(org, Some((start_ms, end_ms))).await?;
-        let Some(table) = self.table(&files)? else {
+        let Some(df) = self.scan(org, start_ms, end_ms, services).await? else {
             return Ok(Vec::new());
         };
-        let ctx = self.context();
-        let mut filter = col("timestamp")
-            .gt_eq(ts_lit(start_ms))
-            .and(col("timestamp").lt(ts_lit(end_ms)));
-        if !services.is_empty() {
-            filter = filter.and(
-                col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false),
-            );
-        }
-        let batches = ctx
-            .read_table(table)?
-            .filter(filter)?
+        let batches = df
+            .filter(col("timestamp").lt(ts_lit(end_ms)))?
             .sort(vec![
                 col("timestamp").sort(false, false),
                 col("id").sort(false, false),

@@ -246,7 +246,6 @@ pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
                     && o.key != f.key
                     && o.from <= f.from
                     && f.to <= o.to
-                    && (o.from, o.to) != (f.from, f.to)
             })
         })
         .cloned()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a developer's: installs what is
-# missing (nats-server, PostgreSQL, schemathesis, aiosmtpd, duckdb), starts PostgreSQL on a
-# free loopback port with a private data directory, runs schemathesis against a real
-# node and every test, and stops what it started.
+# missing (nats-server, PostgreSQL, Garage, schemathesis, aiosmtpd, duckdb), starts
+# PostgreSQL and Garage (an S3-compatible server) on free loopback ports with private
+# data directories, runs schemathesis against a real node and every test, and stops
+# what it started.
 #
 #   bash tests/run.sh            # everything
 #   bash tests/run.sh -E 'test(contract)'   # extra arguments go to cargo nextest
@@ -63,6 +64,7 @@ run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; f
 cleanup() {
     run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$pg_dir"
+    garage_stop
 }
 trap cleanup EXIT
 run_pg "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres >/dev/null
@@ -70,6 +72,10 @@ run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-k $pg_dir -h 127.0.0.1 -p $pg_port -c max_connections=300 -c fsync=on" start >/dev/null
 export CASTELLAN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
+
+# --- Garage: an S3-compatible server (crates.io, built once into the cache).
+source "$here/tests/garage.sh"
+garage_start
 
 # --- cargo-nextest (on the machine image; installed if missing).
 if ! cargo nextest --version >/dev/null 2>&1; then

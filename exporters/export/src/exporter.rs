@@ -20,7 +20,7 @@ use crate::schedule::Schedule;
 use crate::sink::Sink;
 use crate::{ExportConfig, ExportError};
 
-/// Where the exporter keeps its progress, inside the sink itself.
+/// Where the exporter keeps its progress, inside the sink itself (under the prefix).
 pub const STATE_KEY: &str = "_castellan/export_state.json";
 
 #[derive(Debug, Default)]
@@ -87,10 +87,21 @@ impl Exporter {
         })
     }
 
+    /// The state's key: beside the exported objects, so two exporters that share a
+    /// bucket under different prefixes keep separate progress.
+    pub fn state_key(&self) -> String {
+        match self.config.s3_prefix.trim_matches('/') {
+            "" => STATE_KEY.to_string(),
+            p => format!("{p}/{STATE_KEY}"),
+        }
+    }
+
     async fn load_state(&self) -> Result<Value, ExportError> {
-        Ok(match self.sink.get(STATE_KEY).await? {
-            Some(b) => serde_json::from_slice(&b)
-                .map_err(|e| ExportError::Sink(format!("{STATE_KEY}: {e}")))?,
+        let key = self.state_key();
+        Ok(match self.sink.get(&key).await? {
+            Some(b) => {
+                serde_json::from_slice(&b).map_err(|e| ExportError::Sink(format!("{key}: {e}")))?
+            }
             None => {
                 // The first window is the one running now.
                 let start = self
@@ -104,7 +115,10 @@ impl Exporter {
 
     async fn save_state(&self, state: &Value) -> Result<(), ExportError> {
         self.sink
-            .put(STATE_KEY, serde_json::to_vec_pretty(state).expect("json"))
+            .put(
+                &self.state_key(),
+                serde_json::to_vec_pretty(state).expect("json"),
+            )
             .await
     }
 

@@ -68,7 +68,15 @@ fn format_without_subseconds(ms: i64) -> String {
 
 /// The UTC date (`YYYY-MM-DD`) of a time in ms: the partition a row belongs to.
 pub fn date_of_ms(ms: i64) -> String {
-    format_ms(ms)[..10].to_string()
+    let date = time::OffsetDateTime::UNIX_EPOCH
+        .saturating_add(time::Duration::milliseconds(ms))
+        .date();
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month() as u8,
+        date.day()
+    )
 }
 
 /// The Directory Insights object of one event.
@@ -152,10 +160,18 @@ pub fn at_path<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// A value as searches compare it: strings lowercased, anything else as JSON text.
 pub fn search_text(v: &Value) -> Option<String> {
+    search_text_cow(v).map(|c| c.into_owned())
+}
+
+/// [`search_text`] without an allocation when the string is already lowercase (the
+/// common case, and the materializer's hot path).
+pub fn search_text_cow(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     match v {
         Value::Null => None,
-        Value::String(s) => Some(s.to_lowercase()),
-        other => Some(other.to_string().to_lowercase()),
+        Value::String(s) if !s.chars().any(char::is_uppercase) => Some(Cow::Borrowed(s)),
+        Value::String(s) => Some(Cow::Owned(s.to_lowercase())),
+        other => Some(Cow::Owned(other.to_string().to_lowercase())),
     }
 }
 
@@ -219,5 +235,17 @@ mod tests {
         assert_eq!(di["success"], false);
         assert_eq!(di["initiated_by"]["username"], "bob");
         assert_eq!(at_path(&di, "initiated_by.username"), Some(&json!("bob")));
+    }
+
+    #[test]
+    fn dates_and_search_text() {
+        assert_eq!(date_of_ms(0), "1970-01-01");
+        assert_eq!(date_of_ms(1_788_134_399_999), "2026-08-30");
+        assert_eq!(date_of_ms(1_788_134_400_000), "2026-08-31");
+        assert_eq!(date_of_ms(-1), "1969-12-31");
+        assert_eq!(search_text(&json!("ÄbC")).as_deref(), Some("äbc"));
+        assert_eq!(search_text(&json!("abc")).as_deref(), Some("abc"));
+        assert_eq!(search_text(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(search_text(&json!(null)), None);
     }
 }

@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use castellan_app::ports::EventLog;
-use castellan_domain::envelope::Envelope;
-use tokio::sync::watch;
+use castellan_app::ports::{EventLog, LogError};
+use castellan_domain::envelope::{Envelope, RecordedCommit};
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
 
 use crate::event::{date_of_ms, timestamp_ms, to_di_event};
 use crate::parquet_file::{encode, merge};
@@ -118,25 +119,32 @@ impl Materializer {
         Ok(checkpoint)
     }
 
-    /// Writes the buffer as the range `(from, to]` and moves the checkpoint.
+    /// Writes the buffer as the range `(from, to]` and moves the checkpoint. Partitions
+    /// are encoded and written concurrently (one per core); the checkpoint moves only
+    /// once every one of them is durable.
     async fn flush(
         &self,
         buffer: &mut BTreeMap<(String, String), Vec<Row>>,
         from: u64,
         to: u64,
     ) -> Result<(), InsightsError> {
-        let mut rows = 0u64;
         let parts = std::mem::take(buffer);
-        let mut files = 0;
-        for ((org, date), mut part) in parts {
-            rows += part.len() as u64;
-            let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
-                .await
-                .map_err(|e| InsightsError::Internal(e.to_string()))??;
-            self.storage
-                .put_durable(&DataFile::key_for(&org, &date, from, to), bytes)
-                .await?;
-            files += 1;
+        let rows: u64 = parts.values().map(|p| p.len() as u64).sum();
+        let files = parts.len() as u64;
+        let mut writes = futures::stream::iter(parts.into_iter().map(|((org, date), mut part)| {
+            let storage = self.storage.clone();
+            async move {
+                let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
+                    .await
+                    .map_err(|e| InsightsError::Internal(e.to_string()))??;
+                storage
+                    .put_durable(&DataFile::key_for(&org, &date, from, to), bytes)
+                    .await
+            }
+        }))
+        .buffer_unordered(parallelism());
+        while let Some(written) = writes.next().await {
+            written?;
         }
         self.storage.set_checkpoint(to).await?;
         self.status.checkpoint.store(to, Ordering::SeqCst);
@@ -210,32 +218,50 @@ impl Materializer {
         let mut last_compaction = Instant::now();
         // Unix ms at which the last short read (the log's head) was made.
         let mut head_seen_at = 0i64;
+        let mut reader = Reader::start(
+            self.log.clone(),
+            checkpoint,
+            self.config.read_batch,
+            interval,
+        );
         loop {
+            let read = tokio::select! {
+                r = reader.batches.recv() => r,
+                _ = stop.wait_for(|s| *s) => None,
+            };
             let stopping = *stop.borrow();
-            let read_at = now_ms();
-            let batch = if stopping {
-                Vec::new()
-            } else {
-                match self.log.read_after(position, self.config.read_batch).await {
-                    Ok(b) => b,
-                    Err(e) => {
+            let read = match read {
+                Some(Ok(read)) => Some(read),
+                None if stopping => None,
+                failed => {
+                    if let Some(Err(e)) = failed {
                         tracing::warn!(error = %e, "insights: log unreadable; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
                     }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    buffer.clear();
+                    buffered = 0;
+                    position = checkpoint;
+                    reader = Reader::start(
+                        self.log.clone(),
+                        checkpoint,
+                        self.config.read_batch,
+                        interval,
+                    );
+                    continue;
                 }
             };
-            let at_head = batch.len() < self.config.read_batch;
-            for c in &batch {
-                for e in c.envelopes() {
-                    let (part, row) = row_of(&e);
+            let at_head = read.as_ref().is_some_and(|r| r.at_head);
+            if let Some(read) = read {
+                if let Some(last) = read.commits.last() {
+                    position = last.position;
+                }
+                for (part, row) in rows_of(read.commits).await {
                     buffer.entry(part).or_default().push(row);
                     buffered += 1;
                 }
-                position = c.position;
-            }
-            if at_head {
-                head_seen_at = read_at;
+                if read.at_head {
+                    head_seen_at = read.read_at;
+                }
             }
             let due = last_flush.elapsed() >= interval || stopping;
             if position > checkpoint && (buffered >= self.config.max_buffered_rows || due) {
@@ -257,6 +283,12 @@ impl Materializer {
                         buffered = 0;
                         position = checkpoint;
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                        reader = Reader::start(
+                            self.log.clone(),
+                            checkpoint,
+                            self.config.read_batch,
+                            interval,
+                        );
                         continue;
                     }
                 }
@@ -275,13 +307,89 @@ impl Materializer {
                 }
                 last_compaction = Instant::now();
             }
-            if at_head {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100).min(interval)) => {}
-                    _ = stop.wait_for(|s| *s) => {}
-                }
-            }
         }
         tracing::info!(checkpoint, "insights materializer stopped");
+    }
+}
+
+/// The cores to spread conversion and encoding over.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Commits as rows, converted on blocking threads, a chunk per core, in log order.
+async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<((String, String), Row)> {
+    let chunk = commits.len().div_ceil(parallelism()).max(256);
+    let mut rest = commits;
+    let mut tasks = Vec::new();
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        let part = std::mem::replace(&mut rest, tail);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.iter()
+                .flat_map(|c| c.envelopes().map(|e| row_of(&e)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.extend(t.await.expect("converting events to rows does not panic"));
+    }
+    out
+}
+
+/// One read of the log.
+struct Read {
+    commits: Vec<RecordedCommit>,
+    /// Unix ms at which the read was made.
+    read_at: i64,
+    /// The read reached the log's head (fewer commits than asked for).
+    at_head: bool,
+}
+
+/// Reads the log ahead of the writer, so that reading overlaps converting and
+/// encoding. Dropping it stops the task.
+struct Reader {
+    batches: mpsc::Receiver<Result<Read, LogError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reader {
+    fn start(log: Arc<dyn EventLog>, after: u64, batch: usize, interval: Duration) -> Reader {
+        let (tx, batches) = mpsc::channel(2);
+        let task = tokio::spawn(async move {
+            let mut position = after;
+            loop {
+                let read_at = now_ms();
+                let read = log.read_after(position, batch).await.map(|commits| {
+                    let at_head = commits.len() < batch;
+                    if let Some(c) = commits.last() {
+                        position = c.position;
+                    }
+                    Read {
+                        commits,
+                        read_at,
+                        at_head,
+                    }
+                });
+                let pause = match &read {
+                    Ok(r) if !r.at_head => None,
+                    _ => Some(Duration::from_millis(100).min(interval)),
+                };
+                if tx.send(read).await.is_err() {
+                    return;
+                }
+                if let Some(p) = pause {
+                    tokio::time::sleep(p).await;
+                }
+            }
+        });
+        Reader { batches, task }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

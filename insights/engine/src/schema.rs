@@ -10,7 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde_json::Value;
 
-use crate::event::{at_path, search_text};
+use crate::event::{at_path, search_text_cow};
 
 /// Text columns and the dot path of the event field each one holds.
 pub const TEXT_COLUMNS: &[(&str, &str)] = &[
@@ -93,10 +93,11 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow::error::ArrowError> {
         .collect();
     let mut position = UInt64Builder::with_capacity(n);
     let mut event = StringBuilder::with_capacity(n, n * 512);
+    let mut json = Vec::with_capacity(1024);
     for r in rows {
         ts.append_value(r.timestamp_ms);
         for ((_, path), b) in TEXT_COLUMNS.iter().zip(texts.iter_mut()) {
-            match at_path(&r.event, path).and_then(search_text) {
+            match at_path(&r.event, path).and_then(search_text_cow) {
                 Some(s) => b.append_value(s),
                 None => b.append_null(),
             }
@@ -105,7 +106,9 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow::error::ArrowError> {
             b.append_option(at_path(&r.event, path).and_then(Value::as_bool));
         }
         position.append_value(r.position);
-        event.append_value(r.event.to_string());
+        json.clear();
+        serde_json::to_writer(&mut json, &r.event).expect("a JSON value serializes");
+        event.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
     }
     let mut columns: Vec<ArrayRef> = vec![Arc::new(ts.finish())];
     columns.extend(

@@ -3,9 +3,13 @@
 //!
 //!   cargo run --release -p castellan-bench -- append [--messages N] [--nats-sync always|default]
 //!   cargo run --release -p castellan-bench -- directory [--rows 10000] [--users 100000]
+//!   cargo run --release -p castellan-bench -- insights [--events 10000000] (bash tests/bench-insights.sh
+//!   starts the S3 server and installs DuckDB and awscli first)
 
 mod append;
 mod directory;
+mod insights;
+mod insights_gen;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +28,9 @@ enum Command {
     Append(append::Args),
     /// CSV import against the argon2 ideal; user creation and 100k-user listing over HTTP.
     Directory(directory::Args),
+    /// 10M events materialized to Parquet; Directory Insights queries beside DuckDB;
+    /// export of a window to S3 beside `aws s3 cp`.
+    Insights(insights::Args),
 }
 
 #[tokio::main]
@@ -31,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Append(args) => append::run(args).await,
         Command::Directory(args) => directory::run(args).await,
+        Command::Insights(args) => insights::run(args).await,
     }
 }

@@ -7,12 +7,14 @@
 //! - [`contract`]: the event-log contract, run against every adapter.
 //! - [`ports`]: free loopback ports.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) writing what it receives to a Maildir.
+//! - [`s3`]: the S3-compatible server (Garage) the test command starts.
 
 pub mod contract;
 pub mod nats;
 pub mod node;
 pub mod ports;
 pub mod postgres;
+pub mod s3;
 pub mod smtp;
 
 /// True when running under CI, where no backing service may be skipped.

@@ -14,6 +14,7 @@ mod e2e {
     pub mod import;
     pub mod insights_http;
     pub mod insights_recovery;
+    pub mod insights_s3;
     pub mod layout;
     pub mod login;
     pub mod mail;

@@ -8,18 +8,20 @@
 //!   stream) for optimistic concurrency. A stream's version is the JetStream sequence
 //!   of its last message; a commit's position is its own sequence.
 //! - [`read`]: stream reads by direct get, and subscriptions by ordered consumer.
+//! - [`durable`]: a durable pull consumer for a long-running reader (insights).
 //!
 //! Works with nats-server 2.9 and later (no atomic batch API needed, since a commit is
 //! one message). Durability of an acknowledged write depends on the server's
 //! `sync_interval` (2.10+): see deploy/nats.
 
 mod append;
+mod durable;
 mod read;
 mod subjects;
 
 use async_nats::jetstream::{self, stream::Stream};
 use async_trait::async_trait;
-use castellan_app::ports::{Appended, CommitStream, EventLog, LogError};
+use castellan_app::ports::{Appended, CommitStream, DurableReader, EventLog, LogError};
 use castellan_domain::envelope::{Commit, Position, RecordedCommit, StreamId};
 use castellan_domain::ObjectId;
 
@@ -171,5 +173,15 @@ impl EventLog for NatsLog {
             .await
             .map_err(|e| LogError::Unavailable(format!("NATS: {e}")))?;
         Ok(info.cached_info().state.last_sequence)
+    }
+
+    async fn durable_reader(
+        &self,
+        name: &str,
+        after: Position,
+    ) -> Result<Option<Box<dyn DurableReader>>, LogError> {
+        Ok(Some(Box::new(
+            durable::open(&self.stream, name, after).await?,
+        )))
     }
 }

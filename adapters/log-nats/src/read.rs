@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::subjects::ALL;
 
-fn decode(sequence: u64, payload: &[u8]) -> Result<RecordedCommit, LogError> {
+pub(crate) fn decode(sequence: u64, payload: &[u8]) -> Result<RecordedCommit, LogError> {
     let commit: Commit = serde_json::from_slice(payload)
         .map_err(|e| LogError::Corrupt(format!("message {sequence}: {e}")))?;
     Ok(RecordedCommit {

@@ -51,6 +51,8 @@ pub struct InsightsConfig {
     pub compact_min_files: usize,
     /// How often partitions are checked for merging.
     pub compact_interval_ms: u64,
+    /// The durable consumer the materializer reads JetStream with (cluster mode).
+    pub consumer: String,
 }
 
 impl Default for InsightsConfig {
@@ -69,6 +71,7 @@ impl Default for InsightsConfig {
             max_buffered_rows: m.max_buffered_rows,
             compact_min_files: m.compact_min_files,
             compact_interval_ms: m.compact_interval_ms,
+            consumer: m.consumer,
         }
     }
 }
@@ -130,6 +133,7 @@ impl Config {
             max_buffered_rows: self.insights.max_buffered_rows,
             compact_min_files: self.insights.compact_min_files,
             compact_interval_ms: self.insights.compact_interval_ms,
+            consumer: self.insights.consumer.clone(),
             ..Default::default()
         }
     }

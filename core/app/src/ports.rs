@@ -50,6 +50,20 @@ impl LogError {
 /// Commits after a position, one at a time, in order, forever (until dropped).
 pub type CommitStream = BoxStream<'static, Result<RecordedCommit, LogError>>;
 
+/// A long-running reader of the whole log for one named consumer (the insights
+/// materializer). Where the log has server-side consumers (JetStream), the server
+/// tracks the reader's progress; the reader's own checkpoint stays the authority on
+/// where it starts.
+#[async_trait]
+pub trait DurableReader: Send {
+    /// Up to `limit` further commits, in order; fewer (possibly none) means the head
+    /// was reached.
+    async fn next_batch(&mut self, limit: usize) -> Result<Vec<RecordedCommit>, LogError>;
+
+    /// Everything up to `position` is processed durably: the server may forget it.
+    async fn processed(&mut self, position: Position) -> Result<(), LogError>;
+}
+
 /// The event log. One contract, two adapters (SQLite, NATS JetStream).
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -95,6 +109,16 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The position of the newest commit (0 for an empty log).
     async fn head(&self) -> Result<Position, LogError>;
+
+    /// A durable reader named `name` starting after `after`, where the adapter has one
+    /// (JetStream: a durable pull consumer). `None`: read with [`EventLog::read_after`].
+    async fn durable_reader(
+        &self,
+        _name: &str,
+        _after: Position,
+    ) -> Result<Option<Box<dyn DurableReader>>, LogError> {
+        Ok(None)
+    }
 }
 
 /// Large immutable objects (logos) kept beside the log, addressed by SHA-256.

@@ -43,6 +43,8 @@ pub struct MaterializerConfig {
     pub compact_min_files: usize,
     /// How often partitions are checked for merging.
     pub compact_interval_ms: u64,
+    /// The name of the durable consumer on logs that have them (JetStream).
+    pub consumer: String,
 }
 
 impl Default for MaterializerConfig {
@@ -53,6 +55,7 @@ impl Default for MaterializerConfig {
             read_batch: 5000,
             compact_min_files: 16,
             compact_interval_ms: 30_000,
+            consumer: "castellan-insights".into(),
         }
     }
 }
@@ -218,12 +221,7 @@ impl Materializer {
         let mut last_compaction = Instant::now();
         // Unix ms at which the last short read (the log's head) was made.
         let mut head_seen_at = 0i64;
-        let mut reader = Reader::start(
-            self.log.clone(),
-            checkpoint,
-            self.config.read_batch,
-            interval,
-        );
+        let mut reader = self.reader(checkpoint, interval);
         loop {
             let read = tokio::select! {
                 r = reader.batches.recv() => r,
@@ -241,12 +239,7 @@ impl Materializer {
                     buffer.clear();
                     buffered = 0;
                     position = checkpoint;
-                    reader = Reader::start(
-                        self.log.clone(),
-                        checkpoint,
-                        self.config.read_batch,
-                        interval,
-                    );
+                    reader = self.reader(checkpoint, interval);
                     continue;
                 }
             };
@@ -268,6 +261,7 @@ impl Materializer {
                 match self.flush(&mut buffer, checkpoint, position).await {
                     Ok(()) => {
                         checkpoint = position;
+                        reader.processed(position);
                         buffered = 0;
                         last_flush = Instant::now();
                         if at_head {
@@ -283,12 +277,7 @@ impl Materializer {
                         buffered = 0;
                         position = checkpoint;
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        reader = Reader::start(
-                            self.log.clone(),
-                            checkpoint,
-                            self.config.read_batch,
-                            interval,
-                        );
+                        reader = self.reader(checkpoint, interval);
                         continue;
                     }
                 }
@@ -309,6 +298,18 @@ impl Materializer {
             }
         }
         tracing::info!(checkpoint, "insights materializer stopped");
+    }
+}
+
+impl Materializer {
+    fn reader(&self, after: u64, interval: Duration) -> Reader {
+        Reader::start(
+            self.log.clone(),
+            after,
+            self.config.read_batch,
+            interval,
+            self.config.consumer.clone(),
+        )
     }
 }
 
@@ -348,20 +349,52 @@ struct Read {
 }
 
 /// Reads the log ahead of the writer, so that reading overlaps converting and
-/// encoding. Dropping it stops the task.
+/// encoding: through the log's durable reader where it has one (JetStream's durable
+/// consumer, told how far the files are durable), else with `read_after`. Dropping it
+/// stops the task.
 struct Reader {
     batches: mpsc::Receiver<Result<Read, LogError>>,
+    durable_until: mpsc::UnboundedSender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Reader {
-    fn start(log: Arc<dyn EventLog>, after: u64, batch: usize, interval: Duration) -> Reader {
+    fn start(
+        log: Arc<dyn EventLog>,
+        after: u64,
+        batch: usize,
+        interval: Duration,
+        consumer: String,
+    ) -> Reader {
         let (tx, batches) = mpsc::channel(2);
+        let (durable_until, mut processed) = mpsc::unbounded_channel::<u64>();
         let task = tokio::spawn(async move {
+            let mut durable = match log.durable_reader(&consumer, after).await {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
             let mut position = after;
             loop {
                 let read_at = now_ms();
-                let read = log.read_after(position, batch).await.map(|commits| {
+                let read = match durable.as_mut() {
+                    Some(d) => {
+                        let mut upto = None;
+                        while let Ok(p) = processed.try_recv() {
+                            upto = Some(p);
+                        }
+                        if let Some(p) = upto {
+                            if let Err(e) = d.processed(p).await {
+                                tracing::debug!(error = %e, "insights: consumer ack failed");
+                            }
+                        }
+                        d.next_batch(batch).await
+                    }
+                    None => log.read_after(position, batch).await,
+                };
+                let read = read.map(|commits| {
                     let at_head = commits.len() < batch;
                     if let Some(c) = commits.last() {
                         position = c.position;
@@ -372,11 +405,13 @@ impl Reader {
                         at_head,
                     }
                 });
+                // A durable reader waits at the head by itself.
                 let pause = match &read {
-                    Ok(r) if !r.at_head => None,
+                    Ok(r) if !r.at_head || durable.is_some() => None,
                     _ => Some(Duration::from_millis(100).min(interval)),
                 };
-                if tx.send(read).await.is_err() {
+                let failed = read.is_err();
+                if tx.send(read).await.is_err() || failed {
                     return;
                 }
                 if let Some(p) = pause {
@@ -384,7 +419,16 @@ impl Reader {
                 }
             }
         });
-        Reader { batches, task }
+        Reader {
+            batches,
+            durable_until,
+            task,
+        }
+    }
+
+    /// Every commit up to `position` is in durable files.
+    fn processed(&self, position: u64) {
+        let _ = self.durable_until.send(position);
     }
 }
 

@@ -2,6 +2,7 @@
 //! the test is deterministic: a flush cut short (a file beyond the checkpoint) and a
 //! compaction cut short (the merged file written, its sources not yet deleted).
 //! Readers never count an event twice or miss one, and the next start cleans up.
+//! The same on S3, and the durable JetStream consumer of cluster mode.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -158,4 +159,78 @@ async fn cut_short(dir: &std::path::Path, storage: Storage) {
         "no covered file left: {left:?}"
     );
     assert!(left.len() <= 2, "merged: {left:?}");
+}
+
+/// In cluster mode the materializer reads JetStream through a durable consumer: the
+/// server sees its progress (acknowledged once the files are durable), and a restart
+/// recreates the consumer at the checkpoint, so nothing is read twice into the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_jetstream_the_materializer_reads_through_a_durable_consumer() {
+    let Some(nats) = castellan_e2e::nats::NatsServer::start() else {
+        return;
+    };
+    let nats_log = castellan_log_nats::NatsLog::connect(&nats.url(), Default::default())
+        .await
+        .unwrap();
+    let log: Arc<dyn EventLog> = Arc::new(nats_log);
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::local(&dir.path().join("insights")).unwrap();
+    let insights = Insights::new(storage.clone());
+    let org = ObjectId::generate(1);
+    let append = |n: usize| {
+        let log = log.clone();
+        async move {
+            for _ in 0..n {
+                let stream = StreamId::aggregate("thing", ObjectId::generate(2));
+                log.append(commit(org, &stream, ExpectedVersion::NoStream, 2))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let ack_floor = || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("CASTELLAN").await.unwrap();
+            let info = stream.consumer_info("castellan-insights").await.unwrap();
+            (info.ack_floor.stream_sequence, info.num_pending)
+        }
+    };
+    for round in 1..=2u64 {
+        append(15).await;
+        let head = log.head().await.unwrap();
+        let m = Arc::new(Materializer::new(
+            log.clone(),
+            storage.clone(),
+            MaterializerConfig {
+                flush_interval_ms: 20,
+                read_batch: 4,
+                ..Default::default()
+            },
+        ));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(m.clone().run(stopped));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The server learns how far the files are durable.
+        loop {
+            let checkpoint = m.status.checkpoint.load(Ordering::SeqCst);
+            if checkpoint == head && ack_floor().await == (head, 0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: checkpoint {checkpoint}, consumer {:?}, head {head}",
+                ack_floor().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(
+            count(&insights, org).await,
+            (30 * round as i64, 30 * round as i64),
+            "each event once after round {round}"
+        );
+    }
 }

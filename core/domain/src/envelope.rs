@@ -253,6 +253,31 @@ pub struct RecordedCommit {
 }
 
 impl RecordedCommit {
+    /// The commit's events as envelopes, moving the payloads out (no copy).
+    pub fn into_envelopes(self) -> impl Iterator<Item = Envelope> {
+        let RecordedCommit {
+            position,
+            stream_version,
+            commit: c,
+        } = self;
+        c.events.into_iter().map(move |e| Envelope {
+            event_id: e.event_id,
+            org_id: c.org_id,
+            stream: c.stream.clone(),
+            stream_version,
+            position,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            occurred_at: c.meta.occurred_at,
+            actor: c.meta.actor.clone(),
+            client_ip: c.meta.client_ip.clone(),
+            user_agent: c.meta.user_agent.clone(),
+            correlation_id: c.meta.correlation_id.clone(),
+            commit_id: c.commit_id,
+            payload: e.payload,
+        })
+    }
+
     /// The commit's events as envelopes.
     pub fn envelopes(&self) -> impl Iterator<Item = Envelope> + '_ {
         let c = &self.commit;

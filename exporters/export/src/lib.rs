@@ -6,7 +6,7 @@
 //! - [`schedule`]: windows from an increment (minute(s)/hour(s)/day(s) × amount) or a
 //!   cron expression.
 //! - [`render`]: a window's events as the app writes them (MultiLine or SingleLine JSON,
-//!   gzip level 9) and its object key.
+//!   gzip level 6) and its object key.
 //! - [`sink`]: where objects go: S3 (aws-sdk-s3, multipart for large windows) or a
 //!   directory (fsync before the window counts as done).
 //! - [`exporter`]: the loop: the next window of each organization, once the

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use castellan_app::ports::{EventLog, LogError};
 use castellan_domain::envelope::{Envelope, RecordedCommit};
+use castellan_domain::ObjectId;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::event::{date_of_ms, timestamp_ms, to_di_event};
+use crate::event::{date_of_ms, into_di_event, timestamp_ms};
 use crate::parquet_file::{encode, merge};
 use crate::schema::Row;
 use crate::storage::{visible, DataFile, Storage};
@@ -79,15 +80,21 @@ pub struct Materializer {
     pub status: Arc<Status>,
 }
 
+/// A partition while rows are buffered: the organization and the UTC day (days since
+/// the epoch); names are made only when a file is written.
+pub type PartitionKey = (ObjectId, i64);
+
+const DAY_MS: i64 = 86_400_000;
+
 /// One envelope as a row of its partition.
-pub fn row_of(e: &Envelope) -> ((String, String), Row) {
-    let ts = timestamp_ms(e);
+pub fn row_of(e: Envelope) -> (PartitionKey, Row) {
+    let ts = timestamp_ms(&e);
     (
-        (e.org_id.to_string(), date_of_ms(ts)),
+        (e.org_id, ts.div_euclid(DAY_MS)),
         Row {
             timestamp_ms: ts,
             position: e.position,
-            event: to_di_event(e),
+            event: into_di_event(e),
         },
     )
 }
@@ -127,15 +134,15 @@ impl Materializer {
     /// once every one of them is durable.
     async fn flush(
         &self,
-        buffer: &mut BTreeMap<(String, String), Vec<Row>>,
+        parts: BTreeMap<PartitionKey, Vec<Row>>,
         from: u64,
         to: u64,
     ) -> Result<(), InsightsError> {
-        let parts = std::mem::take(buffer);
         let rows: u64 = parts.values().map(|p| p.len() as u64).sum();
         let files = parts.len() as u64;
-        let mut writes = futures::stream::iter(parts.into_iter().map(|((org, date), mut part)| {
+        let mut writes = futures::stream::iter(parts.into_iter().map(|((org, day), mut part)| {
             let storage = self.storage.clone();
+            let (org, date) = (org.to_string(), date_of_ms(day * DAY_MS));
             async move {
                 let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
                     .await
@@ -214,7 +221,7 @@ impl Materializer {
             }
         };
         let interval = Duration::from_millis(self.config.flush_interval_ms.max(10));
-        let mut buffer: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        let mut buffer: BTreeMap<PartitionKey, Vec<Row>> = BTreeMap::new();
         let mut buffered = 0usize;
         let mut position = checkpoint;
         let mut last_flush = Instant::now();
@@ -258,7 +265,10 @@ impl Materializer {
             }
             let due = last_flush.elapsed() >= interval || stopping;
             if position > checkpoint && (buffered >= self.config.max_buffered_rows || due) {
-                match self.flush(&mut buffer, checkpoint, position).await {
+                match self
+                    .flush(std::mem::take(&mut buffer), checkpoint, position)
+                    .await
+                {
                     Ok(()) => {
                         checkpoint = position;
                         reader.processed(position);
@@ -273,7 +283,6 @@ impl Materializer {
                     Err(e) => {
                         // Nothing moved: read the range again after a pause.
                         tracing::warn!(error = %e, "insights: flush failed; retrying");
-                        buffer.clear();
                         buffered = 0;
                         position = checkpoint;
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -319,7 +328,7 @@ fn parallelism() -> usize {
 }
 
 /// Commits as rows, converted on blocking threads, a chunk per core, in log order.
-async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<((String, String), Row)> {
+async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, Row)> {
     let chunk = commits.len().div_ceil(parallelism()).max(256);
     let mut rest = commits;
     let mut tasks = Vec::new();
@@ -327,8 +336,9 @@ async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<((String, String), Row)> {
         let tail = rest.split_off(chunk.min(rest.len()));
         let part = std::mem::replace(&mut rest, tail);
         tasks.push(tokio::task::spawn_blocking(move || {
-            part.iter()
-                .flat_map(|c| c.envelopes().map(|e| row_of(&e)).collect::<Vec<_>>())
+            part.into_iter()
+                .flat_map(RecordedCommit::into_envelopes)
+                .map(row_of)
                 .collect::<Vec<_>>()
         }));
     }

@@ -16,6 +16,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{col, lit, Expr};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -401,11 +402,23 @@ fn term_at(term: &Value, depth: usize) -> Result<Expr, InsightsError> {
 #[derive(Clone)]
 pub struct Insights {
     storage: Storage,
+    /// Shared by every query, so that file listings and Parquet footers and page
+    /// indexes are read once, not per query. Data files are immutable (a key names a
+    /// position range whose content never changes), so the caches cannot go stale.
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl Insights {
     pub fn new(storage: Storage) -> Self {
-        Insights { storage }
+        let runtime = RuntimeEnvBuilder::new()
+            .build_arc()
+            .expect("the default runtime builds");
+        if let Ok(url) = url::Url::parse(storage.scheme_root()) {
+            if url.scheme() != "file" {
+                runtime.register_object_store(&url, storage.object_store());
+            }
+        }
+        Insights { storage, runtime }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -417,13 +430,8 @@ impl Insights {
             .with_target_partitions(2)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         ctx.register_udf(di_field());
-        if let Ok(url) = url::Url::parse(self.storage.scheme_root()) {
-            if url.scheme() != "file" {
-                ctx.register_object_store(&url, self.storage.object_store());
-            }
-        }
         ctx
     }
 

@@ -236,20 +236,32 @@ impl Storage {
 /// The files a reader should see: complete (within the checkpoint) and not covered by
 /// a compacted file of the same partition.
 pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
-    let complete: Vec<DataFile> = files.into_iter().filter(|f| f.to <= checkpoint).collect();
-    complete
-        .iter()
-        .filter(|f| {
-            !complete.iter().any(|o| {
-                o.org == f.org
-                    && o.date == f.date
-                    && o.key != f.key
-                    && o.from <= f.from
-                    && f.to <= o.to
-            })
-        })
-        .cloned()
-        .collect()
+    let mut complete: Vec<DataFile> = files.into_iter().filter(|f| f.to <= checkpoint).collect();
+    // Within a partition, by start and then the widest first: a file is covered exactly
+    // when an earlier one reaches as far as it does (one pass, not a pairwise check).
+    complete.sort_by(|a, b| {
+        (&a.org, &a.date, a.from, std::cmp::Reverse(a.to)).cmp(&(
+            &b.org,
+            &b.date,
+            b.from,
+            std::cmp::Reverse(b.to),
+        ))
+    });
+    let mut out = Vec::with_capacity(complete.len());
+    let mut reach: Option<(String, String, u64)> = None;
+    for f in complete {
+        match &mut reach {
+            Some((org, date, to)) if *org == f.org && *date == f.date => {
+                if f.to <= *to {
+                    continue;
+                }
+                *to = f.to;
+            }
+            _ => reach = Some((f.org.clone(), f.date.clone(), f.to)),
+        }
+        out.push(f);
+    }
+    out
 }
 
 #[cfg(test)]

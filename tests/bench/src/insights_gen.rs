@@ -112,9 +112,9 @@ impl Generator {
                 "sso_auth",
                 user_actor,
                 json!({
-                    "success": success, "username": username, "idp_initiated": r % 2 == 0,
+                    "success": success, "username": username, "idp_initiated": r.is_multiple_of(2),
                     "application": {"name": app.to_lowercase(), "display_label": app, "id": format!("{:024x}", mix(r % 5) as u128)},
-                    "mfa": r % 3 == 0,
+                    "mfa": r.is_multiple_of(3),
                     "error_message": if success { None } else { Some("authentication failed") },
                 }),
             )
@@ -126,8 +126,8 @@ impl Generator {
                 json!({
                     "success": success, "username": username,
                     "resource": {"type": "user", "username": username},
-                    "auth_method": "password", "mfa": r % 4 == 0,
-                    "mfa_meta": {"type": if r % 4 == 0 { "totp" } else { "none" }},
+                    "auth_method": "password", "mfa": r.is_multiple_of(4),
+                    "mfa_meta": {"type": if r.is_multiple_of(4) { "totp" } else { "none" }},
                     "error_message": if success { None } else { Some("invalid credentials") },
                 }),
             )

@@ -113,6 +113,7 @@ pub enum ProjectionsCommand {
 }
 
 pub fn main() -> ExitCode {
+    crate::tune_allocator();
     let cli = Cli::parse();
     let file = cli.config.clone().or_else(|| {
         let default = PathBuf::from("castellan.toml");

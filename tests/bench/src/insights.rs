@@ -327,6 +327,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let gen_rate = sample as f64 / t.elapsed().as_secs_f64();
 
+    // Where a row's time goes, on one thread: conversion, Arrow, Parquet.
+    {
+        let g = Generator::new(200_000, args.orgs, args.days, start_ms);
+        let commits: Vec<_> = (1..=200_000).map(|p| g.commit(p)).collect();
+        let t = Instant::now();
+        let mut rows: Vec<castellan_insights::schema::Row> = commits
+            .into_iter()
+            .flat_map(|c| c.into_envelopes())
+            .map(|e| castellan_insights::materializer::row_of(e).1)
+            .collect();
+        let convert = t.elapsed();
+        let t = Instant::now();
+        let batch = castellan_insights::schema::to_batch(&rows)?;
+        let arrow = t.elapsed();
+        let t = Instant::now();
+        let bytes = castellan_insights::parquet_file::encode(&mut rows)?;
+        let parquet = t.elapsed() - arrow; // encode builds the batch again
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / 200_000.0;
+        println!(
+            "\nOne thread, per event: convert to a Directory Insights object {:.2} µs, to Arrow {:.2} µs, to Parquet (zstd) {:.2} µs ({} rows, {} bytes)",
+            per(convert),
+            per(arrow),
+            per(parquet),
+            batch.num_rows(),
+            bytes.len()
+        );
+    }
+
     // 1. Materialization of the whole set from the generator.
     let root = base.join("insights");
     let g = Generator::new(args.events, args.orgs, args.days, start_ms);

@@ -35,6 +35,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    castellan_server::tune_allocator();
     match Cli::parse().command {
         Command::Append(args) => append::run(args).await,
         Command::Directory(args) => directory::run(args).await,

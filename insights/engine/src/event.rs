@@ -8,7 +8,10 @@
 //! Authentication events carry their payload's fields.
 
 use castellan_domain::envelope::{ActorKind, Envelope, StreamId};
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde::ser::{Serialize, SerializeMap};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
 /// Payload keys that never reach insights or exports, whatever the event.
@@ -79,86 +82,222 @@ pub fn date_of_ms(ms: i64) -> String {
     )
 }
 
-/// The Directory Insights object of one event.
-pub fn to_di_event(e: &Envelope) -> Value {
-    into_di_event(e.clone())
+/// A field of a Directory Insights event as it is built: borrowed from the envelope
+/// where it can be, so that the materializer writes the JSON and the columns straight
+/// from the envelope without building a `serde_json::Value` tree per event.
+#[derive(Debug, Clone)]
+pub enum Field<'a> {
+    Null,
+    Bool(bool),
+    Str(Cow<'a, str>),
+    Value(&'a Value),
+    /// Keys sorted and unique (as a JSON object serializes).
+    Object(Vec<(Cow<'a, str>, Field<'a>)>),
 }
 
-/// [`to_di_event`], taking the envelope so that its payload moves instead of being
-/// copied (the materializer's hot path).
-pub fn into_di_event(e: Envelope) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(e.event_id.to_string()));
-    out.insert("event_type".into(), json!(e.event_type));
-    out.insert("service".into(), json!(service_of(&e)));
-    out.insert("timestamp".into(), json!(format_ms(timestamp_ms(&e))));
-    out.insert("organization".into(), json!(e.org_id.to_string()));
-    out.insert("@version".into(), json!("1"));
-    out.insert("client_ip".into(), json!(e.client_ip));
-    let mut initiated_by = Map::new();
-    initiated_by.insert("type".into(), json!(actor_type(e.actor.kind)));
-    initiated_by.insert("id".into(), json!(e.actor.id));
-    initiated_by.insert("email".into(), json!(e.actor.email));
-    out.insert("initiated_by".into(), Value::Object(initiated_by));
+impl Serialize for Field<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Null => s.serialize_unit(),
+            Field::Bool(b) => s.serialize_bool(*b),
+            Field::Str(v) => s.serialize_str(v),
+            Field::Value(v) => v.serialize(s),
+            Field::Object(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(k.as_ref(), v)?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+fn opt_str(v: &Option<String>) -> Field<'_> {
+    match v {
+        Some(s) => Field::Str(Cow::Borrowed(s)),
+        None => Field::Null,
+    }
+}
+
+/// Sets `key` in a sorted object (a later value replaces an earlier one, as a map
+/// insert does).
+fn set<'a>(object: &mut Vec<(Cow<'a, str>, Field<'a>)>, key: Cow<'a, str>, value: Field<'a>) {
+    match object.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
+        Ok(i) => object[i].1 = value,
+        Err(i) => object.insert(i, (key, value)),
+    }
+}
+
+impl<'a> Field<'a> {
+    /// The field at a dot path (`initiated_by.email`), as [`at_path`] finds it.
+    pub fn at(&self, path: &str) -> Option<FieldRef<'_, 'a>> {
+        let (first, rest) = match path.split_once('.') {
+            Some((f, r)) => (f, Some(r)),
+            None => (path, None),
+        };
+        let inner = match self {
+            Field::Object(entries) => entries
+                .binary_search_by(|(k, _)| k.as_ref().cmp(first))
+                .ok()
+                .map(|i| &entries[i].1)?,
+            Field::Value(v) => {
+                let found = v.get(first)?;
+                return match rest {
+                    None => Some(FieldRef::Value(found)),
+                    Some(r) => at_path(found, r).map(FieldRef::Value),
+                };
+            }
+            _ => return None,
+        };
+        match rest {
+            None => Some(FieldRef::Field(inner)),
+            Some(r) => inner.at(r),
+        }
+    }
+}
+
+/// What [`Field::at`] finds: a field, or a value inside a borrowed JSON value.
+pub enum FieldRef<'f, 'a> {
+    Field(&'f Field<'a>),
+    Value(&'a Value),
+}
+
+impl FieldRef<'_, '_> {
+    /// As [`search_text`] compares it.
+    pub fn search_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            FieldRef::Value(v) | FieldRef::Field(Field::Value(v)) => search_text_cow(v),
+            FieldRef::Field(Field::Null) => None,
+            FieldRef::Field(Field::Bool(b)) => {
+                Some(Cow::Borrowed(if *b { "true" } else { "false" }))
+            }
+            FieldRef::Field(Field::Str(s)) => lowercase(s),
+            FieldRef::Field(o @ Field::Object(_)) => Some(Cow::Owned(
+                serde_json::to_string(o).unwrap_or_default().to_lowercase(),
+            )),
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            FieldRef::Value(v) | FieldRef::Field(Field::Value(v)) => v.as_bool(),
+            FieldRef::Field(Field::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+fn lowercase(s: &str) -> Option<Cow<'_, str>> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(Cow::Borrowed(s));
+    }
+    Some(Cow::Owned(s.to_lowercase()))
+}
+
+/// The Directory Insights object of one event.
+pub fn to_di_event(e: &Envelope) -> Value {
+    serde_json::to_value(di_fields(e)).expect("a Directory Insights event serializes")
+}
+
+/// The Directory Insights object of one event, as fields borrowed from the envelope.
+pub fn di_fields(e: &Envelope) -> Field<'_> {
+    let b = |s: &'static str| Cow::Borrowed(s);
+    let mut initiated_by = vec![
+        (b("email"), opt_str(&e.actor.email)),
+        (b("id"), opt_str(&e.actor.id)),
+        (b("type"), Field::Str(b(actor_type(e.actor.kind)))),
+    ];
+    let mut out: Vec<(Cow<str>, Field)> = Vec::with_capacity(24);
+    for (k, v) in [
+        (b("@version"), Field::Str(b("1"))),
+        (b("client_ip"), opt_str(&e.client_ip)),
+        (b("event_type"), Field::Str(Cow::Borrowed(&e.event_type))),
+        (b("id"), Field::Str(Cow::Owned(e.event_id.to_string()))),
+        (
+            b("organization"),
+            Field::Str(Cow::Owned(e.org_id.to_string())),
+        ),
+        (b("service"), Field::Str(Cow::Borrowed(service_of(e)))),
+        (
+            b("timestamp"),
+            Field::Str(Cow::Owned(format_ms(timestamp_ms(e)))),
+        ),
+    ] {
+        set(&mut out, k, v);
+    }
     if let Some(ua) = &e.user_agent {
-        out.insert("useragent".into(), json!({"name": ua}));
+        set(
+            &mut out,
+            b("useragent"),
+            Field::Object(vec![(b("name"), Field::Str(Cow::Borrowed(ua)))]),
+        );
     }
     if let Some(c) = &e.correlation_id {
-        out.insert("correlation".into(), json!({"id": c, "type": "request"}));
+        set(
+            &mut out,
+            b("correlation"),
+            Field::Object(vec![
+                (b("id"), Field::Str(Cow::Borrowed(c))),
+                (b("type"), Field::Str(b("request"))),
+            ]),
+        );
     }
     match &e.stream {
         StreamId::Aggregate { kind, id } => {
-            out.insert(
-                "auth_method".into(),
-                json!(match e.actor.kind {
-                    ActorKind::ApiKey => "api-key",
-                    ActorKind::Admin => "session",
-                    _ => "system",
-                }),
-            );
-            out.insert("success".into(), json!(true));
-            let mut resource = Map::new();
-            resource.insert("type".into(), json!(kind));
-            resource.insert("id".into(), json!(id));
-            let mut payload = e.payload;
-            let changes = payload
-                .get_mut("changes")
-                .map(Value::take)
-                .unwrap_or(json!([]));
+            let method = match e.actor.kind {
+                ActorKind::ApiKey => "api-key",
+                ActorKind::Admin => "session",
+                _ => "system",
+            };
+            set(&mut out, b("auth_method"), Field::Str(b(method)));
+            set(&mut out, b("success"), Field::Bool(true));
+            let mut resource = vec![
+                (b("id"), Field::Str(Cow::Borrowed(id))),
+                (b("type"), Field::Str(Cow::Borrowed(kind))),
+            ];
+            let changes = e.payload.get("changes");
             // A created object's name fields are in its changes.
-            for c in changes.as_array().into_iter().flatten() {
+            for c in changes.and_then(Value::as_array).into_iter().flatten() {
                 let field = c.get("field").and_then(Value::as_str).unwrap_or("");
                 if matches!(field, "username" | "email" | "name") && !c["to"].is_null() {
-                    resource.insert(field.into(), c["to"].clone());
+                    set(&mut resource, Cow::Borrowed(field), Field::Value(&c["to"]));
                 }
             }
-            out.insert("resource".into(), Value::Object(resource));
-            out.insert("changes".into(), changes);
-            if let Some(a) = payload.get_mut("association") {
-                out.insert("association".into(), a.take());
+            set(&mut out, b("resource"), Field::Object(resource));
+            static EMPTY: Value = Value::Array(Vec::new());
+            set(
+                &mut out,
+                b("changes"),
+                Field::Value(changes.unwrap_or(&EMPTY)),
+            );
+            if let Some(a) = e.payload.get("association") {
+                set(&mut out, b("association"), Field::Value(a));
             }
         }
         StreamId::Auth { .. } => {
-            if let Value::Object(p) = e.payload {
+            if let Value::Object(p) = &e.payload {
                 for (k, v) in p {
                     if SECRET_KEYS.contains(&k.as_str()) {
                         continue;
                     }
                     if k == "initiated_by" {
                         // The event's own account of who tried wins over the envelope's.
-                        if let (Some(Value::Object(into)), Value::Object(from)) =
-                            (out.get_mut("initiated_by"), v)
-                        {
-                            into.extend(from);
+                        if let Value::Object(from) = v {
+                            for (ik, iv) in from {
+                                set(&mut initiated_by, Cow::Borrowed(ik), Field::Value(iv));
+                            }
                         }
                         continue;
                     }
-                    out.insert(k, v);
+                    set(&mut out, Cow::Borrowed(k), Field::Value(v));
                 }
             }
         }
     }
-    Value::Object(out)
+    // Set last: a payload key named `initiated_by` merges into it, never replaces it.
+    set(&mut out, b("initiated_by"), Field::Object(initiated_by));
+    Field::Object(out)
 }
 
 /// The value at a dot path (`initiated_by.email`).
@@ -192,6 +331,7 @@ mod tests {
     use super::*;
     use castellan_domain::envelope::Actor;
     use castellan_domain::ObjectId;
+    use serde_json::json;
 
     fn envelope(stream: StreamId, event_type: &str, payload: Value) -> Envelope {
         Envelope {

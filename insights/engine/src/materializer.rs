@@ -25,7 +25,7 @@ use castellan_domain::ObjectId;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::event::{date_of_ms, into_di_event, timestamp_ms};
+use crate::event::{date_of_ms, timestamp_ms};
 use crate::parquet_file::{encode, merge};
 use crate::schema::Row;
 use crate::storage::{visible, DataFile, Storage};
@@ -89,14 +89,7 @@ const DAY_MS: i64 = 86_400_000;
 /// One envelope as a row of its partition.
 pub fn row_of(e: Envelope) -> (PartitionKey, Row) {
     let ts = timestamp_ms(&e);
-    (
-        (e.org_id, ts.div_euclid(DAY_MS)),
-        Row {
-            timestamp_ms: ts,
-            position: e.position,
-            event: into_di_event(e),
-        },
-    )
+    ((e.org_id, ts.div_euclid(DAY_MS)), Row::from_envelope(&e))
 }
 
 fn now_ms() -> i64 {

@@ -278,25 +278,9 @@ impl RecordedCommit {
         })
     }
 
-    /// The commit's events as envelopes.
-    pub fn envelopes(&self) -> impl Iterator<Item = Envelope> + '_ {
-        let c = &self.commit;
-        c.events.iter().map(move |e| Envelope {
-            event_id: e.event_id,
-            org_id: c.org_id,
-            stream: c.stream.clone(),
-            stream_version: self.stream_version,
-            position: self.position,
-            event_type: e.event_type.clone(),
-            schema_version: e.schema_version,
-            occurred_at: c.meta.occurred_at,
-            actor: c.meta.actor.clone(),
-            client_ip: c.meta.client_ip.clone(),
-            user_agent: c.meta.user_agent.clone(),
-            correlation_id: c.meta.correlation_id.clone(),
-            commit_id: c.commit_id,
-            payload: e.payload.clone(),
-        })
+    /// The commit's events as envelopes (copies; see [`Self::into_envelopes`]).
+    pub fn envelopes(&self) -> impl Iterator<Item = Envelope> {
+        self.clone().into_envelopes()
     }
 }
 

@@ -188,8 +188,12 @@ impl FieldRef<'_, '_> {
     }
 }
 
+/// A string as searches compare it; borrowed when it has no capitals (the common case).
 fn lowercase(s: &str) -> Option<Cow<'_, str>> {
-    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+    // ASCII without capitals is quick to tell.
+    if (s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()))
+        || !s.chars().any(char::is_uppercase)
+    {
         return Some(Cow::Borrowed(s));
     }
     Some(Cow::Owned(s.to_lowercase()))
@@ -312,16 +316,10 @@ pub fn search_text(v: &Value) -> Option<String> {
 
 /// [`search_text`] without an allocation when the string is already lowercase (the
 /// common case, and the materializer's hot path).
-pub fn search_text_cow(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
-    use std::borrow::Cow;
+pub fn search_text_cow(v: &Value) -> Option<Cow<'_, str>> {
     match v {
         Value::Null => None,
-        // ASCII without capitals is the common case, and quick to tell.
-        Value::String(s) if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) => {
-            Some(Cow::Borrowed(s))
-        }
-        Value::String(s) if !s.chars().any(char::is_uppercase) => Some(Cow::Borrowed(s)),
-        Value::String(s) => Some(Cow::Owned(s.to_lowercase())),
+        Value::String(s) => lowercase(s),
         other => Some(Cow::Owned(other.to_string().to_lowercase())),
     }
 }

@@ -25,7 +25,7 @@ use castellan_domain::ObjectId;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::event::{date_of_ms, timestamp_ms};
+use crate::event::date_of_ms;
 use crate::parquet_file::{encode, merge};
 use crate::schema::Row;
 use crate::storage::{visible, DataFile, Storage};
@@ -87,9 +87,9 @@ pub type PartitionKey = (ObjectId, i64);
 const DAY_MS: i64 = 86_400_000;
 
 /// One envelope as a row of its partition.
-pub fn row_of(e: Envelope) -> (PartitionKey, Row) {
-    let ts = timestamp_ms(&e);
-    ((e.org_id, ts.div_euclid(DAY_MS)), Row::from_envelope(&e))
+pub fn row_of(e: &Envelope) -> (PartitionKey, Row) {
+    let row = Row::from_envelope(e);
+    ((e.org_id, row.timestamp_ms.div_euclid(DAY_MS)), row)
 }
 
 fn now_ms() -> i64 {
@@ -110,7 +110,7 @@ impl Materializer {
     pub async fn recover(&self) -> Result<u64, InsightsError> {
         let checkpoint = self.storage.checkpoint().await?;
         let files = self.storage.list(None).await?;
-        let keep: Vec<String> = visible(files.clone(), checkpoint)
+        let keep: std::collections::HashSet<String> = visible(files.clone(), checkpoint)
             .into_iter()
             .map(|f| f.key)
             .collect();
@@ -331,7 +331,7 @@ async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, Row)> {
         tasks.push(tokio::task::spawn_blocking(move || {
             part.into_iter()
                 .flat_map(RecordedCommit::into_envelopes)
-                .map(row_of)
+                .map(|e| row_of(&e))
                 .collect::<Vec<_>>()
         }));
     }

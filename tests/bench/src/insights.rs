@@ -335,7 +335,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut rows: Vec<castellan_insights::schema::Row> = commits
             .into_iter()
             .flat_map(|c| c.into_envelopes())
-            .map(|e| castellan_insights::materializer::row_of(e).1)
+            .map(|e| castellan_insights::schema::Row::from_envelope(&e))
             .collect();
         let convert = t.elapsed();
         let t = Instant::now();
@@ -358,12 +358,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // 1. Materialization of the whole set from the generator.
     let root = base.join("insights");
     let g = Generator::new(args.events, args.orgs, args.days, start_ms);
-    let log: Arc<dyn EventLog> = Arc::new(GeneratedLog(Generator::new(
-        args.events,
-        args.orgs,
-        args.days,
-        start_ms,
-    )));
+    let log: Arc<dyn EventLog> = Arc::new(GeneratedLog(g.clone()));
     let done_before = std::fs::read_to_string(root.join("_checkpoint")).ok();
     let took = if args.reuse && done_before.as_deref() == Some(&args.events.to_string()) {
         eprintln!("reusing the files in {}", root.display());

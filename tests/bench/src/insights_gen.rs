@@ -27,6 +27,7 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 ];
 
+#[derive(Clone)]
 pub struct Generator {
     pub events: u64,
     pub orgs: Vec<ObjectId>,

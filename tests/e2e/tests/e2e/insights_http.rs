@@ -33,7 +33,7 @@ pub async fn materialized(node: &TestNode) {
     }
 }
 
-async fn post(
+pub async fn post(
     node: &TestNode,
     key: &str,
     path: &str,

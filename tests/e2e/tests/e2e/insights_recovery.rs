@@ -43,6 +43,16 @@ async fn materialize(log: Arc<dyn EventLog>, storage: Storage, compact_min_files
     m.status.files_compacted.load(Ordering::SeqCst)
 }
 
+/// Appends `n` new streams of two events each for `org`.
+async fn append_things(log: Arc<dyn EventLog>, org: ObjectId, n: usize) {
+    for _ in 0..n {
+        let stream = StreamId::aggregate("thing", ObjectId::generate(2));
+        log.append(commit(org, &stream, ExpectedVersion::NoStream, 2))
+            .await
+            .unwrap();
+    }
+}
+
 async fn count(insights: &Insights, org: ObjectId) -> (i64, i64) {
     let rows = castellan_insights::sql::to_json_rows(
         &insights
@@ -94,17 +104,7 @@ async fn cut_short(dir: &std::path::Path, storage: Storage) {
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir.join("events.db")).await.unwrap());
     let insights = Insights::new(storage.clone());
     let org = ObjectId::generate(1);
-    let append = |n: usize| {
-        let log = log.clone();
-        async move {
-            for _ in 0..n {
-                let stream = StreamId::aggregate("thing", ObjectId::generate(2));
-                log.append(commit(org, &stream, ExpectedVersion::NoStream, 2))
-                    .await
-                    .unwrap();
-            }
-        }
-    };
+    let append = |n: usize| append_things(log.clone(), org, n);
     // Three runs: three files in the one partition.
     for _ in 0..3 {
         append(4).await;
@@ -177,17 +177,7 @@ async fn on_jetstream_the_materializer_reads_through_a_durable_consumer() {
     let storage = Storage::local(&dir.path().join("insights")).unwrap();
     let insights = Insights::new(storage.clone());
     let org = ObjectId::generate(1);
-    let append = |n: usize| {
-        let log = log.clone();
-        async move {
-            for _ in 0..n {
-                let stream = StreamId::aggregate("thing", ObjectId::generate(2));
-                log.append(commit(org, &stream, ExpectedVersion::NoStream, 2))
-                    .await
-                    .unwrap();
-            }
-        }
-    };
+    let append = |n: usize| append_things(log.clone(), org, n);
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let ack_floor = || {
         let js = js.clone();

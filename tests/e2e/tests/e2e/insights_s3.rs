@@ -22,16 +22,10 @@ fn gunzip(bytes: &[u8]) -> String {
     s
 }
 
+/// POST with an API key; the status and the JSON body.
 async fn post(node: &TestNode, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = node
-        .http
-        .post(node.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    let (status, _, body) = super::insights_http::post(node, key, path, body).await;
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,16 @@ pub fn tune_allocator() {
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    // C libraries (zstd) allocate with glibc's malloc. A zstd context is over 128 KiB,
+    // so glibc maps each one fresh and unmaps it on free, and Parquet makes one per
+    // column chunk read or written: every small file paid for zeroed pages. Keeping
+    // blocks up to 32 MiB in the heap took a 7-day insights query from 22 to 14 ms.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc malloc's thresholds.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
 
 pub mod backends;

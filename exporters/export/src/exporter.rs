@@ -135,7 +135,6 @@ impl Exporter {
             .await
             .map_err(|e| ExportError::Query(e.to_string()))?;
         let single = self.config.json_format == "SingleLine";
-        let service_of = |e: &Value| e["service"].as_str().unwrap_or("").to_string();
         let wanted: Vec<String> = if self.services.is_empty() {
             vec!["all".into()]
         } else {
@@ -143,9 +142,9 @@ impl Exporter {
         };
         let mut written = 0;
         if self.config.key_format == "org_service" {
-            let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for e in events {
-                by_service.entry(service_of(&e)).or_default().push(e);
+                by_service.entry(e.service).or_default().push(e.json);
             }
             if self.services.is_empty() && by_service.is_empty() {
                 self.metrics.empty("all");
@@ -156,8 +155,7 @@ impl Exporter {
                 }
             }
             for (service, list) in by_service {
-                let body =
-                    gzip_json(&list, single).map_err(|e| ExportError::Sink(e.to_string()))?;
+                let body = render(list, single).await?;
                 let k = key(
                     &self.config.s3_prefix,
                     "org_service",
@@ -175,14 +173,14 @@ impl Exporter {
         } else {
             for s in &wanted {
                 if (s == "all" && events.is_empty())
-                    || (s != "all" && !events.iter().any(|e| &service_of(e) == s))
+                    || (s != "all" && !events.iter().any(|e| &e.service == s))
                 {
                     self.metrics.empty(s);
                 }
             }
             if !events.is_empty() {
-                let body =
-                    gzip_json(&events, single).map_err(|e| ExportError::Sink(e.to_string()))?;
+                let list = events.into_iter().map(|e| e.json).collect();
+                let body = render(list, single).await?;
                 let k = key(&self.config.s3_prefix, "window", org, None, start, end);
                 self.metrics
                     .bytes_written
@@ -260,4 +258,12 @@ impl Exporter {
         }
         tracing::info!("exporter stopped");
     }
+}
+
+/// Renders and compresses a window off the async threads (it takes every core).
+async fn render(events: Vec<String>, single_line: bool) -> Result<Vec<u8>, ExportError> {
+    tokio::task::spawn_blocking(move || gzip_json(&events, single_line))
+        .await
+        .map_err(|e| ExportError::Sink(e.to_string()))?
+        .map_err(|e| ExportError::Sink(e.to_string()))
 }

@@ -158,8 +158,10 @@ impl Materializer {
         Ok(())
     }
 
-    /// Merges partitions with many files. Only files within the checkpoint are merged,
-    /// so a flush in progress is never part of a merge.
+    /// Merges partitions with many files, and each finished day's files into one (a
+    /// day is finished an hour after it ends; a late event makes a new small file that
+    /// the next round merges). Only files within the checkpoint are merged, so a flush
+    /// in progress is never part of a merge. Partitions are merged one per core.
     pub async fn compact(&self) -> Result<(), InsightsError> {
         let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
         let files = visible(self.storage.list(None).await?, checkpoint);
@@ -170,36 +172,67 @@ impl Materializer {
                 .or_default()
                 .push(f);
         }
-        for ((org, date), group) in parts {
-            if group.len() < self.config.compact_min_files.max(2) {
-                continue;
-            }
-            let from = group.iter().map(|f| f.from).min().unwrap_or(0);
-            let to = group.iter().map(|f| f.to).max().unwrap_or(0);
-            let mut contents = Vec::with_capacity(group.len());
-            for f in &group {
-                if let Some(b) = self.storage.get(&f.key).await? {
-                    contents.push(b);
-                }
-            }
-            let merged = tokio::task::spawn_blocking(move || merge(&contents))
-                .await
-                .map_err(|e| InsightsError::Internal(e.to_string()))??;
-            self.storage
-                .put_durable(&DataFile::key_for(&org, &date, from, to), merged)
-                .await?;
-            for f in &group {
-                self.storage.delete(&f.key).await?;
-            }
-            self.status
-                .files_compacted
-                .fetch_add(group.len() as u64, Ordering::Relaxed);
-            tracing::debug!(%org, %date, files = group.len(), "insights: compacted");
+        // Dates sort as text: a day before this one has ended over an hour ago.
+        let finished_before = date_of_ms(now_ms() - DAY_MS - 3_600_000);
+        let due = parts.into_iter().filter(|((_, date), group)| {
+            group.len() >= self.config.compact_min_files.max(2)
+                || (group.len() >= 2 && *date < finished_before)
+        });
+        let mut merges = futures::stream::iter(due.map(|((org, date), group)| async move {
+            self.merge_partition(&org, &date, &group).await?;
+            Ok::<_, InsightsError>(group)
+        }))
+        .buffer_unordered(parallelism());
+        let mut replaced = Vec::new();
+        while let Some(merged) = merges.next().await {
+            replaced.extend(merged?);
         }
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        // Readers keeping a listing take it again before the sources go (a crash in
+        // between leaves covered files, which readers skip and a start deletes).
+        let round = self.storage.compactions().await? + 1;
+        self.storage.set_compactions(round).await?;
+        for f in &replaced {
+            self.storage.delete(&f.key).await?;
+        }
+        self.status
+            .files_compacted
+            .fetch_add(replaced.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes one partition's files as one file spanning their ranges, durably (the
+    /// sources stay until the round is recorded).
+    async fn merge_partition(
+        &self,
+        org: &str,
+        date: &str,
+        group: &[DataFile],
+    ) -> Result<(), InsightsError> {
+        let from = group.iter().map(|f| f.from).min().unwrap_or(0);
+        let to = group.iter().map(|f| f.to).max().unwrap_or(0);
+        let mut contents = Vec::with_capacity(group.len());
+        for f in group {
+            if let Some(b) = self.storage.get(&f.key).await? {
+                contents.push(b);
+            }
+        }
+        let merged = tokio::task::spawn_blocking(move || merge(&contents))
+            .await
+            .map_err(|e| InsightsError::Internal(e.to_string()))??;
+        self.storage
+            .put_durable(&DataFile::key_for(org, date, from, to), merged)
+            .await?;
+        tracing::debug!(%org, %date, files = group.len(), "insights: compacted");
         Ok(())
     }
 
     /// Materializes until `stop` turns true (flushing what it holds first).
+    ///
+    /// A flush runs in the background while the next rows are read and converted, so
+    /// both cores stay busy; one flush at a time, so the checkpoint moves in order.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut checkpoint = loop {
             match self.recover().await {
@@ -214,85 +247,111 @@ impl Materializer {
             }
         };
         let interval = Duration::from_millis(self.config.flush_interval_ms.max(10));
+        let compact_every = Duration::from_millis(self.config.compact_interval_ms);
         let mut buffer: BTreeMap<PartitionKey, Vec<Row>> = BTreeMap::new();
         let mut buffered = 0usize;
+        // The last position read, and the last one handed to a flush.
         let mut position = checkpoint;
+        let mut flushed_to = checkpoint;
+        let mut in_flight: Option<InFlight> = None;
         let mut last_flush = Instant::now();
         let mut last_compaction = Instant::now();
-        // Unix ms at which the last short read (the log's head) was made.
+        // The last read reached the log's head, and the Unix ms at which it was made.
+        let mut at_head = false;
         let mut head_seen_at = 0i64;
         let mut reader = self.reader(checkpoint, interval);
         loop {
-            let read = tokio::select! {
-                r = reader.batches.recv() => r,
-                _ = stop.wait_for(|s| *s) => None,
+            let step = tokio::select! {
+                r = reader.batches.recv() => Step::Read(r),
+                f = async {
+                    match in_flight.as_mut() {
+                        Some(f) => (&mut f.task).await,
+                        None => std::future::pending().await,
+                    }
+                } => Step::Flushed(f),
+                _ = stop.wait_for(|s| *s) => Step::Stop,
             };
             let stopping = *stop.borrow();
-            let read = match read {
-                Some(Ok(read)) => Some(read),
-                None if stopping => None,
-                failed => {
-                    if let Some(Err(e)) = failed {
+            let mut failed = false;
+            match step {
+                Step::Flushed(result) => {
+                    let f = in_flight.take().expect("a flush was running");
+                    failed = !self.settle(result, f.to, f.head_seen_at, &mut checkpoint, &reader);
+                }
+                Step::Read(Some(Ok(read))) => {
+                    if let Some(last) = read.commits.last() {
+                        position = last.position;
+                    }
+                    at_head = read.at_head;
+                    if read.at_head {
+                        head_seen_at = read.read_at;
+                    }
+                    for (part, row) in rows_of(read.commits).await {
+                        buffer.entry(part).or_default().push(row);
+                        buffered += 1;
+                    }
+                }
+                Step::Read(None) | Step::Stop if stopping => {}
+                Step::Read(r) => {
+                    if let Some(Err(e)) = r {
                         tracing::warn!(error = %e, "insights: log unreadable; retrying");
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    buffer.clear();
-                    buffered = 0;
-                    position = checkpoint;
-                    reader = self.reader(checkpoint, interval);
-                    continue;
+                    failed = true;
                 }
-            };
-            let at_head = read.as_ref().is_some_and(|r| r.at_head);
-            if let Some(read) = read {
-                if let Some(last) = read.commits.last() {
-                    position = last.position;
-                }
-                for (part, row) in rows_of(read.commits).await {
-                    buffer.entry(part).or_default().push(row);
-                    buffered += 1;
-                }
-                if read.at_head {
-                    head_seen_at = read.read_at;
-                }
+                Step::Stop => {}
             }
             let due = last_flush.elapsed() >= interval || stopping;
-            if position > checkpoint && (buffered >= self.config.max_buffered_rows || due) {
-                match self
-                    .flush(std::mem::take(&mut buffer), checkpoint, position)
-                    .await
-                {
-                    Ok(()) => {
-                        checkpoint = position;
-                        reader.processed(position);
-                        buffered = 0;
-                        last_flush = Instant::now();
-                        if at_head {
-                            self.status
-                                .complete_until_ms
-                                .store(head_seen_at, Ordering::SeqCst);
-                        }
-                    }
-                    Err(e) => {
-                        // Nothing moved: read the range again after a pause.
-                        tracing::warn!(error = %e, "insights: flush failed; retrying");
-                        buffered = 0;
-                        position = checkpoint;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        reader = self.reader(checkpoint, interval);
-                        continue;
-                    }
+            if !failed
+                && position > flushed_to
+                && (buffered >= self.config.max_buffered_rows || due)
+            {
+                if let Some(f) = in_flight.take() {
+                    failed = !self.finish(f, &mut checkpoint, &reader).await;
                 }
-            } else if position == checkpoint && at_head {
+                if !failed {
+                    let parts = std::mem::take(&mut buffer);
+                    buffered = 0;
+                    let (me, from, to) = (self.clone(), flushed_to, position);
+                    in_flight = Some(InFlight {
+                        task: tokio::spawn(async move { me.flush(parts, from, to).await }),
+                        to,
+                        head_seen_at: at_head.then_some(head_seen_at),
+                    });
+                    flushed_to = position;
+                    last_flush = Instant::now();
+                }
+            } else if !failed && position == checkpoint && in_flight.is_none() && at_head {
                 // Nothing new: everything appended before the read is durable.
                 self.status
                     .complete_until_ms
                     .store(head_seen_at, Ordering::SeqCst);
             }
-            if stopping {
+            if stopping && !failed {
+                if let Some(f) = in_flight.take() {
+                    self.finish(f, &mut checkpoint, &reader).await;
+                }
                 break;
             }
-            if last_compaction.elapsed() >= Duration::from_millis(self.config.compact_interval_ms) {
+            if failed {
+                // Nothing past the checkpoint counts: let a running flush end, then read
+                // the rest again after a pause.
+                if let Some(f) = in_flight.take() {
+                    self.finish(f, &mut checkpoint, &reader).await;
+                }
+                if stopping {
+                    break;
+                }
+                buffer.clear();
+                buffered = 0;
+                position = checkpoint;
+                flushed_to = checkpoint;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                reader = self.reader(checkpoint, interval);
+                continue;
+            }
+            // Merging waits until the log is caught up (catching up after downtime is
+            // not slowed by it), and for no running flush.
+            if at_head && in_flight.is_none() && last_compaction.elapsed() >= compact_every {
                 if let Err(e) = self.compact().await {
                     tracing::warn!(error = %e, "insights: compaction failed");
                 }
@@ -300,6 +359,64 @@ impl Materializer {
             }
         }
         tracing::info!(checkpoint, "insights materializer stopped");
+    }
+
+    /// Waits for a flush to end and takes it in (see [`Materializer::settle`]).
+    async fn finish(&self, mut f: InFlight, checkpoint: &mut u64, reader: &Reader) -> bool {
+        let result = (&mut f.task).await;
+        self.settle(result, f.to, f.head_seen_at, checkpoint, reader)
+    }
+
+    /// Takes in a finished flush: moves the checkpoint (true), or reports the failure
+    /// (false; nothing moved).
+    fn settle(
+        &self,
+        result: Result<Result<(), InsightsError>, tokio::task::JoinError>,
+        to: u64,
+        head_seen_at: Option<i64>,
+        checkpoint: &mut u64,
+        reader: &Reader,
+    ) -> bool {
+        match result
+            .map_err(|e| InsightsError::Internal(e.to_string()))
+            .and_then(|r| r)
+        {
+            Ok(()) => {
+                *checkpoint = to;
+                reader.processed(to);
+                if let Some(at) = head_seen_at {
+                    self.status.complete_until_ms.store(at, Ordering::SeqCst);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "insights: flush failed; retrying");
+                false
+            }
+        }
+    }
+}
+
+/// What woke the materializer.
+enum Step {
+    Read(Option<Result<Read, LogError>>),
+    Flushed(Result<Result<(), InsightsError>, tokio::task::JoinError>),
+    Stop,
+}
+
+/// A flush running in the background; dropping it (the materializer stopped short)
+/// stops it, as a crash would.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<(), InsightsError>>,
+    /// The position the checkpoint moves to once it is durable.
+    to: u64,
+    /// When it ends at the log's head: the moment that head was read.
+    head_seen_at: Option<i64>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

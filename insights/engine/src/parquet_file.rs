@@ -9,22 +9,29 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::schema::{schema, to_batch, Row};
 use crate::InsightsError;
 
 fn properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .set_data_page_row_count_limit(8 * 1024)
-        .build()
+        .set_statistics_enabled(EnabledStatistics::Page);
+    // Values unique to each row gain nothing from a dictionary (it is built, then
+    // abandoned), and the event JSON's min/max prune nothing.
+    for column in ["timestamp", "id", "position", "event"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    b = b.set_column_statistics_enabled(ColumnPath::from("event"), EnabledStatistics::None);
+    b.set_sorting_columns(Some(vec![SortingColumn {
+        column_idx: 0,
+        descending: false,
+        nulls_first: false,
+    }]))
+    .set_max_row_group_row_count(Some(128 * 1024))
+    .set_data_page_row_count_limit(8 * 1024)
+    .build()
 }
 
 fn write(batch: &RecordBatch) -> Result<Bytes, InsightsError> {

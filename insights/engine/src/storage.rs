@@ -3,7 +3,8 @@
 //!
 //! Layout under the root: `org=<org>/date=<YYYY-MM-DD>/<from>-<to>.parquet`, where the
 //! file holds the partition's events of log positions `from < p <= to` (20 digits
-//! each), and `_checkpoint` holds the last position whose files are all durable. A local
+//! each), `_checkpoint` holds the last position whose files are all durable, and
+//! `_compactions` counts the compaction rounds that replaced files. A local
 //! file is fsynced (and its directory) before the checkpoint moves; an S3 PUT is
 //! durable once acknowledged.
 
@@ -199,6 +200,23 @@ impl Storage {
 
     pub async fn set_checkpoint(&self, position: u64) -> Result<(), InsightsError> {
         self.put_durable("_checkpoint", Bytes::from(position.to_string()))
+            .await
+    }
+
+    /// How many compaction rounds have replaced files (0 before the first): readers
+    /// that keep a listing take it again when this moves.
+    pub async fn compactions(&self) -> Result<u64, InsightsError> {
+        match self.get("_compactions").await? {
+            None => Ok(0),
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| InsightsError::Storage("_compactions is not a number".into())),
+        }
+    }
+
+    pub async fn set_compactions(&self, n: u64) -> Result<(), InsightsError> {
+        self.put_durable("_compactions", Bytes::from(n.to_string()))
             .await
     }
 

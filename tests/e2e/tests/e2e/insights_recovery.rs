@@ -94,8 +94,9 @@ async fn a_flush_or_compaction_cut_short_on_s3_neither_loses_nor_doubles_an_even
         "{keys:?}"
     );
     assert!(
-        keys.iter()
-            .all(|k| k.ends_with("_checkpoint") || k.ends_with(".parquet")),
+        keys.iter().all(|k| k.ends_with("_checkpoint")
+            || k.ends_with("_compactions")
+            || k.ends_with(".parquet")),
         "{keys:?}"
     );
 }
@@ -223,4 +224,38 @@ async fn on_jetstream_the_materializer_reads_through_a_durable_consumer() {
             "each event once after round {round}"
         );
     }
+}
+
+/// A query keeps its organization's listing of files until the checkpoint moves or a
+/// compaction is recorded: files a compaction removed are never read as missing
+/// (DataFusion would take a missing file for an empty one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_lists_again_when_a_compaction_removed_listed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteLog::open(&dir.path().join("log.db")).await.unwrap());
+    let org = ObjectId::generate(1);
+    let storage = Storage::local(&dir.path().join("insights")).unwrap();
+    // Two runs, no compaction yet: today's partition holds several files.
+    for _ in 0..2 {
+        append_things(log.clone(), org, 5).await;
+        assert_eq!(materialize(log.clone(), storage.clone(), 1000).await, 0);
+    }
+    let before = storage.list(None).await.unwrap().len();
+    assert!(before >= 2, "several files ({before})");
+    let insights = Insights::new(storage.clone());
+    assert_eq!(count(&insights, org).await, (20, 20));
+    // The checkpoint stays where it is; the listed files go.
+    let m = Materializer::new(
+        log.clone(),
+        storage.clone(),
+        MaterializerConfig {
+            compact_min_files: 2,
+            ..Default::default()
+        },
+    );
+    m.recover().await.unwrap();
+    m.compact().await.unwrap();
+    assert_eq!(storage.list(None).await.unwrap().len(), 1);
+    assert_eq!(count(&insights, org).await, (20, 20));
 }

@@ -349,9 +349,10 @@ impl Materializer {
                 reader = self.reader(checkpoint, interval);
                 continue;
             }
-            // Merging waits until the log is caught up (catching up after downtime is
-            // not slowed by it), and for no running flush.
-            if at_head && in_flight.is_none() && last_compaction.elapsed() >= compact_every {
+            // Merging waits until everything read is durable and the log is caught up,
+            // so catching up after downtime (and its last flush) is not slowed by it.
+            let caught_up = at_head && in_flight.is_none() && position == checkpoint;
+            if caught_up && last_compaction.elapsed() >= compact_every {
                 if let Err(e) = self.compact().await {
                     tracing::warn!(error = %e, "insights: compaction failed");
                 }

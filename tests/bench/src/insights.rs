@@ -95,8 +95,12 @@ async fn materialize(log: Arc<dyn EventLog>, root: &Path) -> anyhow::Result<Dura
     let m = Arc::new(Materializer::new(
         log,
         Storage::local(root)?,
-        // The defaults of `castellan serve`: a flush a second or per 200k rows.
-        MaterializerConfig::default(),
+        // The defaults of `castellan serve` (a flush a second or per 200k rows), but its
+        // compaction after catching up is left to the timed step after this one.
+        MaterializerConfig {
+            compact_interval_ms: u64::MAX,
+            ..Default::default()
+        },
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();

@@ -326,15 +326,9 @@ impl Materializer {
                     .complete_until_ms
                     .store(head_seen_at, Ordering::SeqCst);
             }
-            if stopping && !failed {
-                if let Some(f) = in_flight.take() {
-                    self.finish(f, &mut checkpoint, &reader).await;
-                }
-                break;
-            }
-            if failed {
-                // Nothing past the checkpoint counts: let a running flush end, then read
-                // the rest again after a pause.
+            if stopping || failed {
+                // Let a running flush end. On a failure nothing past the checkpoint
+                // counts: the rest is read again after a pause.
                 if let Some(f) = in_flight.take() {
                     self.finish(f, &mut checkpoint, &reader).await;
                 }

@@ -468,8 +468,8 @@ impl Insights {
         org: &str,
         range: Option<(i64, i64)>,
     ) -> Result<Vec<DataFile>, InsightsError> {
-        let checkpoint = self.storage.checkpoint().await?;
-        let at = (checkpoint, self.storage.compactions().await?);
+        let at = tokio::try_join!(self.storage.checkpoint(), self.storage.compactions())?;
+        let checkpoint = at.0;
         let cached = self
             .listings
             .lock()

@@ -189,35 +189,36 @@ impl Storage {
 
     /// The last position whose files are durable (0 before the first flush).
     pub async fn checkpoint(&self) -> Result<u64, InsightsError> {
-        match self.get("_checkpoint").await? {
-            None => Ok(0),
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| InsightsError::Storage("_checkpoint is not a position".into())),
-        }
+        self.number("_checkpoint").await
     }
 
     pub async fn set_checkpoint(&self, position: u64) -> Result<(), InsightsError> {
-        self.put_durable("_checkpoint", Bytes::from(position.to_string()))
-            .await
+        self.set_number("_checkpoint", position).await
     }
 
     /// How many compaction rounds have replaced files (0 before the first): readers
     /// that keep a listing take it again when this moves.
     pub async fn compactions(&self) -> Result<u64, InsightsError> {
-        match self.get("_compactions").await? {
+        self.number("_compactions").await
+    }
+
+    pub async fn set_compactions(&self, n: u64) -> Result<(), InsightsError> {
+        self.set_number("_compactions", n).await
+    }
+
+    /// A number kept as decimal text in its own object (0 while there is none).
+    async fn number(&self, key: &str) -> Result<u64, InsightsError> {
+        match self.get(key).await? {
             None => Ok(0),
             Some(b) => std::str::from_utf8(&b)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| InsightsError::Storage("_compactions is not a number".into())),
+                .ok_or_else(|| InsightsError::Storage(format!("{key} is not a number"))),
         }
     }
 
-    pub async fn set_compactions(&self, n: u64) -> Result<(), InsightsError> {
-        self.put_durable("_compactions", Bytes::from(n.to_string()))
-            .await
+    async fn set_number(&self, key: &str, n: u64) -> Result<(), InsightsError> {
+        self.put_durable(key, Bytes::from(n.to_string())).await
     }
 
     /// Every data file, or those of one organization (and dates, when given).

@@ -49,6 +49,8 @@ pub struct InsightsConfig {
     pub max_buffered_rows: usize,
     /// Merge a partition (org × day) once it has this many files.
     pub compact_min_files: usize,
+    /// The most bytes merged into one month file (larger months keep day files).
+    pub compact_month_max_bytes: u64,
     /// How often partitions are checked for merging.
     pub compact_interval_ms: u64,
     /// The durable consumer the materializer reads JetStream with (cluster mode).
@@ -70,6 +72,7 @@ impl Default for InsightsConfig {
             flush_interval_ms: m.flush_interval_ms,
             max_buffered_rows: m.max_buffered_rows,
             compact_min_files: m.compact_min_files,
+            compact_month_max_bytes: m.compact_month_max_bytes,
             compact_interval_ms: m.compact_interval_ms,
             consumer: m.consumer,
         }
@@ -132,6 +135,7 @@ impl Config {
             flush_interval_ms: self.insights.flush_interval_ms,
             max_buffered_rows: self.insights.max_buffered_rows,
             compact_min_files: self.insights.compact_min_files,
+            compact_month_max_bytes: self.insights.compact_month_max_bytes,
             compact_interval_ms: self.insights.compact_interval_ms,
             consumer: self.insights.consumer.clone(),
             ..Default::default()

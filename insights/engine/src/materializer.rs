@@ -11,8 +11,10 @@
 //! (a compaction cut short before it deleted its sources) are deleted too. Readers
 //! only ever see files within the checkpoint and not covered ([`visible`]).
 //!
-//! Compaction: a partition with many small files is merged into one file whose range
-//! spans theirs; the merged file is written durably before the sources are deleted.
+//! Compaction: a month's finished days are merged into one month file (a day's
+//! files into one, for months too large to merge), and a partition with many small
+//! files into one file; a merged file's range spans its sources', and it is written
+//! durably before they are deleted.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -42,6 +44,9 @@ pub struct MaterializerConfig {
     pub read_batch: usize,
     /// Merge a partition once it has this many files.
     pub compact_min_files: usize,
+    /// The most bytes of files merged into one month file (a merge holds them in
+    /// memory, about ten times as large decoded); larger months keep day files.
+    pub compact_month_max_bytes: u64,
     /// How often partitions are checked for merging.
     pub compact_interval_ms: u64,
     /// The name of the durable consumer on logs that have them (JetStream).
@@ -55,6 +60,7 @@ impl Default for MaterializerConfig {
             max_buffered_rows: 200_000,
             read_batch: 5000,
             compact_min_files: 16,
+            compact_month_max_bytes: 32 << 20,
             compact_interval_ms: 30_000,
             consumer: "castellan-insights".into(),
         }
@@ -114,7 +120,13 @@ impl Materializer {
             .into_iter()
             .map(|f| f.key)
             .collect();
-        for f in files.iter().filter(|f| !keep.contains(&f.key)) {
+        let leftovers: Vec<&DataFile> = files.iter().filter(|f| !keep.contains(&f.key)).collect();
+        // Covered files are in readers' listings: they take them again first.
+        if leftovers.iter().any(|f| f.to <= checkpoint) {
+            let round = self.storage.compactions().await? + 1;
+            self.storage.set_compactions(round).await?;
+        }
+        for f in leftovers {
             tracing::info!(file = %f.key, checkpoint, "insights: removing a file an interrupted flush or compaction left");
             self.storage.delete(&f.key).await?;
         }
@@ -158,31 +170,57 @@ impl Materializer {
         Ok(())
     }
 
-    /// Merges partitions with many files, and each finished day's files into one (a
-    /// day is finished an hour after it ends; a late event makes a new small file that
-    /// the next round merges). Only files within the checkpoint are merged, so a flush
-    /// in progress is never part of a merge. Partitions are merged one per core.
+    /// Merges each month's finished days (a day is finished an hour after it ends)
+    /// into one month file, with the month's earlier file if there is one, as long as
+    /// they are small enough to merge in memory (`compact_month_max_bytes`); a month
+    /// too large keeps its day files, each finished day merged into one. A partition
+    /// of today with many files is merged too. A late event makes a new small file
+    /// that the next round merges. Only files within the checkpoint are merged, so a
+    /// flush in progress is never part of a merge. Merges run one per core.
     pub async fn compact(&self) -> Result<(), InsightsError> {
         let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
         let files = visible(self.storage.list(None).await?, checkpoint);
-        let mut parts: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
-        for f in files {
-            parts
-                .entry((f.org.clone(), f.date.clone()))
-                .or_default()
-                .push(f);
-        }
         // Dates sort as text: a day before this one has ended over an hour ago.
         let finished_before = date_of_ms(now_ms() - DAY_MS - 3_600_000);
-        let due = parts.into_iter().filter(|((_, date), group)| {
+        let mut months: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
+        let mut days: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
+        for f in files {
+            if f.is_month() || f.date < finished_before {
+                months
+                    .entry((f.org.clone(), f.month().to_string()))
+                    .or_default()
+                    .push(f);
+            } else {
+                days.entry((f.org.clone(), f.date.clone()))
+                    .or_default()
+                    .push(f);
+            }
+        }
+        let mut due = Vec::new();
+        for ((org, month), group) in months {
+            let bytes: u64 = group.iter().map(|f| f.size).sum();
+            if bytes <= self.config.compact_month_max_bytes {
+                if group.len() >= 2 {
+                    due.push(((org, month), group));
+                }
+                continue;
+            }
+            for f in group.into_iter().filter(|f| !f.is_month()) {
+                days.entry((org.clone(), f.date.clone()))
+                    .or_default()
+                    .push(f);
+            }
+        }
+        due.extend(days.into_iter().filter(|((_, date), group)| {
             group.len() >= self.config.compact_min_files.max(2)
                 || (group.len() >= 2 && *date < finished_before)
-        });
-        let mut merges = futures::stream::iter(due.map(|((org, date), group)| async move {
-            self.merge_partition(&org, &date, &group).await?;
-            Ok::<_, InsightsError>(group)
-        }))
-        .buffer_unordered(parallelism());
+        }));
+        let mut merges =
+            futures::stream::iter(due.into_iter().map(|((org, date), group)| async move {
+                self.merge_partition(&org, &date, &group).await?;
+                Ok::<_, InsightsError>(group)
+            }))
+            .buffer_unordered(parallelism());
         let mut replaced = Vec::new();
         while let Some(merged) = merges.next().await {
             replaced.extend(merged?);

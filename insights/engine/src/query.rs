@@ -450,10 +450,15 @@ impl Insights {
         &self.storage
     }
 
-    pub(crate) fn context(&self) -> SessionContext {
+    /// A session for one query. `late_rows`: filters run inside the scan, and the
+    /// other columns are decoded only for the rows they keep; worth it when the event
+    /// JSON is read, not for counts and groupings of small columns, where decoding
+    /// them whole is cheaper than the row selection (measured: a 30-day count 7.5 ms
+    /// with it, 5.0 without).
+    pub(crate) fn context(&self, late_rows: bool) -> SessionContext {
         let config = SessionConfig::new()
             .with_target_partitions(2)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", late_rows)
             .set_bool("datafusion.execution.parquet.reorder_filters", true)
             // The files have no bloom filters: looking for them cost a tenth of a scan.
             .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false);
@@ -494,7 +499,7 @@ impl Insights {
             Some((from, to)) => {
                 let (first, last) = (date_of_ms(from), date_of_ms(to));
                 all.iter()
-                    .filter(|f| f.date >= first && f.date <= last)
+                    .filter(|f| f.has_dates_in(&first, &last))
                     .cloned()
                     .collect()
             }
@@ -521,13 +526,14 @@ impl Insights {
     }
 
     /// The organization's rows of `[from_ms, …]` (files of the dates up to `to_ms`) of
-    /// `services` (empty: all), or None when it has no files there.
+    /// `services` (empty: all), or None when it has no files there (`late_rows`: see
+    /// [`Insights::context`]).
     async fn scan(
         &self,
         org: &str,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
         services: &[String],
+        late_rows: bool,
     ) -> Result<Option<DataFrame>, InsightsError> {
         let files = self.files(org, Some((from_ms, to_ms))).await?;
         let Some(table) = self.table(&files)? else {
@@ -539,7 +545,9 @@ impl Insights {
                 col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false),
             );
         }
-        Ok(Some(self.context().read_table(table)?.filter(filter)?))
+        Ok(Some(
+            self.context(late_rows).read_table(table)?.filter(filter)?,
+        ))
     }
 
     /// The rows a request selects (time range, services, search term), or None if the
@@ -548,11 +556,15 @@ impl Insights {
         &self,
         org: &str,
         q: &EventQuery,
+        late_rows: bool,
     ) -> Result<Option<DataFrame>, InsightsError> {
         // Without an end, up to tomorrow (clocks drift; nothing is dated later).
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let end = q.end_ms.unwrap_or(now_ms + 86_400_000);
-        let Some(mut df) = self.scan(org, q.start_ms, end, &q.services).await? else {
+        let Some(mut df) = self
+            .scan(org, (q.start_ms, end), &q.services, late_rows)
+            .await?
+        else {
             return Ok(None);
         };
         if let Some(e) = q.end_ms {
@@ -564,12 +576,14 @@ impl Insights {
         Ok(Some(df))
     }
 
-    /// One page of events; the second value is the `X-Search_after` array.
+    /// One page of events, each as JSON text (the stored text itself unless `fields`
+    /// picks from it: a page is not parsed only to be written again); the second
+    /// value is the `X-Search_after` array.
     pub async fn events(
         &self,
         org: &str,
         q: &EventQuery,
-    ) -> Result<(Vec<Value>, Value), InsightsError> {
+    ) -> Result<(Vec<String>, Value), InsightsError> {
         let after = q.search_after.clone();
         let none = || {
             json!(after
@@ -577,7 +591,7 @@ impl Insights {
                 .map(|(t, i)| json!([t, i]))
                 .unwrap_or(json!([])))
         };
-        let Some(mut df) = self.selected(org, q).await? else {
+        let Some(mut df) = self.selected(org, q, true).await? else {
             return Ok((Vec::new(), none()));
         };
         if let Some((ts, id)) = &q.search_after {
@@ -621,10 +635,12 @@ impl Insights {
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| InsightsError::Internal("event column".into()))?;
             for i in 0..b.num_rows() {
-                let v: Value = serde_json::from_str(ev.value(i)).unwrap_or(Value::Null);
                 out.push(match &q.fields {
-                    Some(f) => project(&v, f),
-                    None => v,
+                    Some(f) => {
+                        let v: Value = serde_json::from_str(ev.value(i)).unwrap_or(Value::Null);
+                        project(&v, f).to_string()
+                    }
+                    None => ev.value(i).to_string(),
                 });
                 last = Some((ts.value(i), ids.value(i).to_string()));
             }
@@ -637,7 +653,7 @@ impl Insights {
     }
 
     pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
-        match self.selected(org, q).await? {
+        match self.selected(org, q, false).await? {
             None => Ok(0),
             Some(df) => Ok(df.count().await? as u64),
         }
@@ -655,7 +671,7 @@ impl Insights {
             other => other,
         })?;
         let size = q.limit;
-        let Some(df) = self.selected(org, q).await? else {
+        let Some(df) = self.selected(org, q, false).await? else {
             return Ok(
                 json!({"buckets": [], "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0}),
             );
@@ -725,7 +741,7 @@ impl Insights {
         } else {
             -offset
         };
-        let Some(df) = self.selected(org, q).await? else {
+        let Some(df) = self.selected(org, q, false).await? else {
             return Ok(json!({"buckets": []}));
         };
         let epoch_ms = Expr::Cast(datafusion::logical_expr::Cast::new(
@@ -820,7 +836,7 @@ impl Insights {
         end_ms: i64,
         services: &[String],
     ) -> Result<Vec<StoredEvent>, InsightsError> {
-        let Some(df) = self.scan(org, start_ms, end_ms, services).await? else {
+        let Some(df) = self.scan(org, (start_ms, end_ms), services, true).await? else {
             return Ok(Vec::new());
         };
         let batches = df

@@ -3,7 +3,9 @@
 //!
 //! Layout under the root: `org=<org>/date=<YYYY-MM-DD>/<from>-<to>.parquet`, where the
 //! file holds the partition's events of log positions `from < p <= to` (20 digits
-//! each), `_checkpoint` holds the last position whose files are all durable, and
+//! each); a compacted month is the partition `date=<YYYY-MM>`, and its file stands for
+//! every day file of that month whose range it spans. `_checkpoint` holds the last
+//! position whose files are all durable, and
 //! `_compactions` counts the compaction rounds that replaced files. A local
 //! file is fsynced (and its directory) before the checkpoint moves; an S3 PUT is
 //! durable once acknowledged.
@@ -61,6 +63,27 @@ pub struct DataFile {
 impl DataFile {
     pub fn key_for(org: &str, date: &str, from: u64, to: u64) -> String {
         format!("org={org}/date={date}/{from:020}-{to:020}.parquet")
+    }
+
+    /// The file's partition is a compacted month (`YYYY-MM`), not a day.
+    pub fn is_month(&self) -> bool {
+        self.date.len() == 7
+    }
+
+    /// The month (`YYYY-MM`) of the file's partition.
+    pub fn month(&self) -> &str {
+        self.date.get(..7).unwrap_or(&self.date)
+    }
+
+    /// Whether the file's partition (a day, or a compacted month) has days in
+    /// `[first, last]` (dates as `YYYY-MM-DD`).
+    pub fn has_dates_in(&self, first: &str, last: &str) -> bool {
+        if self.is_month() {
+            let month = |d: &'_ str| d.get(..7).unwrap_or(d).to_string();
+            self.date >= month(first) && self.date <= month(last)
+        } else {
+            self.date.as_str() >= first && self.date.as_str() <= last
+        }
     }
 
     fn parse(key: &str, size: u64) -> Option<DataFile> {
@@ -253,8 +276,38 @@ impl Storage {
 }
 
 /// The files a reader should see: complete (within the checkpoint) and not covered by
-/// a compacted file of the same partition.
+/// a compacted file of the same partition, or of the day's month.
 pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
+    let mut out = visible_in_partitions(files, checkpoint);
+    // A month file was merged from every visible file of its days within its range; a
+    // day file written later starts at or after the range's end.
+    let mut months: std::collections::HashMap<(&str, &str), Vec<(u64, u64)>> =
+        std::collections::HashMap::new();
+    for f in out.iter().filter(|f| f.is_month()) {
+        months
+            .entry((f.org.as_str(), f.date.as_str()))
+            .or_default()
+            .push((f.from, f.to));
+    }
+    if months.is_empty() {
+        return out;
+    }
+    let covered: Vec<bool> = out
+        .iter()
+        .map(|f| {
+            !f.is_month()
+                && months
+                    .get(&(f.org.as_str(), f.month()))
+                    .is_some_and(|ranges| ranges.iter().any(|(a, b)| *a <= f.from && f.to <= *b))
+        })
+        .collect();
+    let mut keep = covered.iter().map(|c| !c);
+    out.retain(|_| keep.next().unwrap_or(true));
+    out
+}
+
+/// [`visible`] within each partition.
+fn visible_in_partitions(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
     let mut complete: Vec<DataFile> = files.into_iter().filter(|f| f.to <= checkpoint).collect();
     // Within a partition, by start and then the widest first: a file is covered exactly
     // when an earlier one reaches as far as it does (one pass, not a pairwise check).
@@ -308,5 +361,43 @@ mod tests {
             .map(|f| (f.org, f.from, f.to))
             .collect();
         assert_eq!(v, vec![("o1".into(), 0, 9), ("o2".into(), 0, 5)]);
+    }
+
+    #[test]
+    fn a_month_file_hides_the_day_files_it_was_merged_from() {
+        let file = |date: &str, from, to| {
+            DataFile::parse(&DataFile::key_for("o1", date, from, to), 1).unwrap()
+        };
+        let month = file("2026-09", 0, 9);
+        assert!(month.is_month() && month.month() == "2026-09");
+        let files = vec![
+            file("2026-09-01", 0, 5),
+            file("2026-09-14", 5, 9),
+            month.clone(),
+            // Written after the merge: the same month, beyond its range.
+            file("2026-09-14", 9, 12),
+            // Another month, and another organization's September.
+            file("2026-10-01", 0, 5),
+            DataFile::parse(&DataFile::key_for("o2", "2026-09-01", 0, 5), 1).unwrap(),
+            // A month file replaced by a wider one.
+            file("2026-08", 0, 4),
+            file("2026-08", 0, 9),
+        ];
+        let mut v: Vec<String> = visible(files, 12).into_iter().map(|f| f.key).collect();
+        v.sort();
+        let mut want = vec![
+            DataFile::key_for("o1", "2026-08", 0, 9),
+            month.key.clone(),
+            DataFile::key_for("o1", "2026-09-14", 9, 12),
+            DataFile::key_for("o1", "2026-10-01", 0, 5),
+            DataFile::key_for("o2", "2026-09-01", 0, 5),
+        ];
+        want.sort();
+        assert_eq!(v, want);
+        // A month partition has the days of its month.
+        assert!(month.has_dates_in("2026-09-30", "2026-10-02"));
+        assert!(month.has_dates_in("2026-08-01", "2026-09-01"));
+        assert!(!month.has_dates_in("2026-10-01", "2026-10-31"));
+        assert!(!file("2026-09-14", 0, 1).has_dates_in("2026-09-15", "2026-09-20"));
     }
 }

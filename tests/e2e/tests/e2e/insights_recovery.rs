@@ -259,3 +259,163 @@ async fn a_query_lists_again_when_a_compaction_removed_listed_files() {
     assert_eq!(storage.list(None).await.unwrap().len(), 1);
     assert_eq!(count(&insights, org).await, (20, 20));
 }
+
+/// Writes the events of log positions `(from, to]` of `org` as one file of `date`,
+/// as a flush would, with their time moved to noon of that date.
+async fn put_day_file(
+    log: &Arc<dyn EventLog>,
+    storage: &Storage,
+    org: ObjectId,
+    date: &str,
+    (from, to): (u64, u64),
+) {
+    let noon = time::OffsetDateTime::parse(
+        &format!("{date}T12:00:00Z"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let mut rows: Vec<_> = log
+        .read_after(from, (to - from) as usize)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.into_envelopes())
+        .map(|mut e| {
+            e.occurred_at = noon;
+            castellan_insights::schema::Row::from_envelope(&e)
+        })
+        .collect();
+    let bytes = castellan_insights::parquet_file::encode(&mut rows).unwrap();
+    storage
+        .put_durable(&DataFile::key_for(&org.to_string(), date, from, to), bytes)
+        .await
+        .unwrap();
+}
+
+/// The events of `org` on the days `[first, last]`, through the Directory Insights
+/// count (whose files are picked by date).
+async fn count_days(insights: &Insights, org: ObjectId, first: &str, last: &str) -> u64 {
+    let q = castellan_insights::EventQuery::parse(&serde_json::json!({
+        "service": ["all"],
+        "start_time": format!("{first}T00:00:00Z"),
+        "end_time": format!("{last}T23:59:59Z"),
+    }))
+    .unwrap();
+    insights.count(&org.to_string(), &q).await.unwrap()
+}
+
+/// A finished month's day files become one month file; a merge cut short (the month
+/// file written, its sources not yet deleted) neither doubles nor loses an event; a
+/// late event of that month is merged in by the next round; a month too large to
+/// merge keeps one file per day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_month_is_merged_into_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteLog::open(&dir.path().join("log.db")).await.unwrap());
+    let org = ObjectId::generate(1);
+    append_things(log.clone(), org, 6).await; // positions 1..=6, two events each
+    let storage = Storage::local(&dir.path().join("insights")).unwrap();
+    let today = castellan_insights::event::date_of_ms(
+        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+    );
+    put_day_file(&log, &storage, org, "2025-09-10", (0, 1)).await;
+    put_day_file(&log, &storage, org, "2025-09-11", (1, 2)).await;
+    put_day_file(&log, &storage, org, "2025-09-10", (2, 3)).await;
+    put_day_file(&log, &storage, org, &today, (3, 4)).await;
+    storage.set_checkpoint(4).await.unwrap();
+    let insights = Insights::new(storage.clone());
+    assert_eq!(count(&insights, org).await, (8, 8));
+
+    // Cut short: the month file beside its sources. Readers count each event once.
+    let september: Vec<DataFile> = storage
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.date.starts_with("2025-09"))
+        .collect();
+    let mut contents = Vec::new();
+    for f in &september {
+        contents.push(storage.get(&f.key).await.unwrap().unwrap());
+    }
+    storage
+        .put_durable(
+            &DataFile::key_for(&org.to_string(), "2025-09", 0, 3),
+            merge(&contents).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&insights, org).await, (8, 8), "sources skipped");
+    assert_eq!(
+        count_days(&insights, org, "2025-09-11", "2025-09-11").await,
+        2
+    );
+    assert_eq!(
+        count_days(&insights, org, "2025-10-01", "2025-10-31").await,
+        0
+    );
+
+    // The next start deletes the covered sources.
+    let config = MaterializerConfig::default();
+    let m = Materializer::new(log.clone(), storage.clone(), config.clone());
+    m.recover().await.unwrap();
+    let mut keys: Vec<String> = storage
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.date)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, vec!["2025-09".to_string(), today.clone()]);
+    assert_eq!(count(&insights, org).await, (8, 8));
+
+    // A late September event, and two of another September day: one month file again.
+    put_day_file(&log, &storage, org, "2025-09-30", (4, 5)).await;
+    put_day_file(&log, &storage, org, "2025-09-29", (5, 6)).await;
+    storage.set_checkpoint(6).await.unwrap();
+    let m = Materializer::new(log.clone(), storage.clone(), config.clone());
+    m.recover().await.unwrap();
+    m.compact().await.unwrap();
+    let files = storage.list(None).await.unwrap();
+    let month: Vec<&DataFile> = files.iter().filter(|f| f.is_month()).collect();
+    assert_eq!(month.len(), 1, "{files:?}");
+    assert_eq!((month[0].from, month[0].to), (0, 6));
+    assert_eq!(files.len(), 2, "the month and today: {files:?}");
+    assert_eq!(count(&insights, org).await, (12, 12));
+    assert_eq!(
+        count_days(&insights, org, "2025-09-29", "2025-09-30").await,
+        4
+    );
+
+    // A month over the size limit: each finished day merged into one file instead.
+    let storage = Storage::local(&dir.path().join("large")).unwrap();
+    put_day_file(&log, &storage, org, "2025-09-10", (0, 1)).await;
+    put_day_file(&log, &storage, org, "2025-09-11", (1, 2)).await;
+    put_day_file(&log, &storage, org, "2025-09-10", (2, 3)).await;
+    storage.set_checkpoint(3).await.unwrap();
+    let m = Materializer::new(
+        log.clone(),
+        storage.clone(),
+        MaterializerConfig {
+            compact_month_max_bytes: 1,
+            ..config
+        },
+    );
+    m.recover().await.unwrap();
+    m.compact().await.unwrap();
+    let mut days: Vec<(String, u64, u64)> = storage
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.date, f.from, f.to))
+        .collect();
+    days.sort();
+    assert_eq!(
+        days,
+        vec![("2025-09-10".into(), 0, 3), ("2025-09-11".into(), 1, 2)]
+    );
+    assert_eq!(count(&Insights::new(storage), org).await, (6, 6));
+}

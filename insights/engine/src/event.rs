@@ -129,6 +129,38 @@ fn set<'a>(object: &mut Vec<(Cow<'a, str>, Field<'a>)>, key: Cow<'a, str>, value
     }
 }
 
+/// Two objects' entries as one sorted object, `later`'s value winning for a key in
+/// both (as `set` for each of them would, in one pass).
+fn merge_sorted<'a>(
+    earlier: Vec<(Cow<'a, str>, Field<'a>)>,
+    mut later: Vec<(Cow<'a, str>, Field<'a>)>,
+) -> Vec<(Cow<'a, str>, Field<'a>)> {
+    // A JSON object's keys come sorted unless serde_json keeps insertion order.
+    if !later.is_sorted_by(|a, b| a.0 <= b.0) {
+        later.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let mut out = Vec::with_capacity(earlier.len() + later.len());
+    let (mut a, mut b) = (earlier.into_iter().peekable(), later.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    false
+                }
+            },
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        out.extend(next);
+    }
+    out
+}
+
 impl<'a> Field<'a> {
     /// The field at a dot path (`initiated_by.email`), as [`at_path`] finds it.
     pub fn at(&self, path: &str) -> Option<FieldRef<'_, 'a>> {
@@ -153,6 +185,36 @@ impl<'a> Field<'a> {
         match rest {
             None => Some(FieldRef::Field(inner)),
             Some(r) => inner.at(r),
+        }
+    }
+}
+
+impl<'a> Field<'a> {
+    /// Calls `f` with each top-level field (parent `""`) and each field of the objects
+    /// `initiated_by` and `resource` (parent their name): the fields that have columns.
+    pub fn for_each_field(&self, f: &mut dyn FnMut(&str, &str, FieldRef<'_, 'a>)) {
+        let Field::Object(entries) = self else {
+            return;
+        };
+        for (key, value) in entries {
+            let key = key.as_ref();
+            f("", key, FieldRef::Field(value));
+            if key != "initiated_by" && key != "resource" {
+                continue;
+            }
+            match value {
+                Field::Object(inner) => {
+                    for (k, v) in inner {
+                        f(key, k, FieldRef::Field(v));
+                    }
+                }
+                Field::Value(Value::Object(inner)) => {
+                    for (k, v) in inner {
+                        f(key, k, FieldRef::Value(v));
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -281,6 +343,7 @@ pub fn di_fields(e: &Envelope) -> Field<'_> {
         }
         StreamId::Auth { .. } => {
             if let Value::Object(p) = &e.payload {
+                let mut payload: Vec<(Cow<str>, Field)> = Vec::with_capacity(p.len());
                 for (k, v) in p {
                     if SECRET_KEYS.contains(&k.as_str()) {
                         continue;
@@ -294,8 +357,9 @@ pub fn di_fields(e: &Envelope) -> Field<'_> {
                         }
                         continue;
                     }
-                    set(&mut out, Cow::Borrowed(k), Field::Value(v));
+                    payload.push((Cow::Borrowed(k), Field::Value(v)));
                 }
+                out = merge_sorted(out, payload);
             }
         }
     }

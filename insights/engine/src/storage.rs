@@ -205,9 +205,19 @@ impl Storage {
 
     pub async fn delete(&self, key: &str) -> Result<(), InsightsError> {
         match self.store.delete(&self.path(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(InsightsError::Storage(format!("delete {key}: {e}"))),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(InsightsError::Storage(format!("delete {key}: {e}"))),
         }
+        // A compacted day's directory goes with its last file (removing a directory
+        // that still has files fails, and is left alone).
+        if let Some(dir) = self
+            .local_root
+            .as_ref()
+            .and_then(|r| r.join(key).parent().map(|p| p.to_path_buf()))
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
     }
 
     /// The last position whose files are durable (0 before the first flush).

@@ -155,7 +155,10 @@ fn queries(g: &Generator, root: &Path, org: &str) -> Vec<Query> {
                     7 => date.as_str() >= &first[..7] && date.as_str() <= &last[..7],
                     _ => date >= first && date <= last,
                 };
-                inside.then(|| format!("'{}/*.parquet'", d.path().display()))
+                // DuckDB refuses a pattern that matches nothing (a compacted day's
+                // directory is left empty).
+                let has_files = std::fs::read_dir(d.path()).ok()?.next().is_some();
+                (inside && has_files).then(|| format!("'{}/*.parquet'", d.path().display()))
             })
             .collect();
         globs.sort();

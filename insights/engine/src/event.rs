@@ -49,8 +49,42 @@ pub fn timestamp_ms(e: &Envelope) -> i64 {
     (e.occurred_at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// RFC 3339 UTC with milliseconds, as the hosted product writes timestamps.
+/// RFC 3339 UTC with milliseconds, as the hosted product writes timestamps. Once per
+/// event materialized: the digits are written directly, not through a format
+/// description (years 0 to 9999; others through `time`'s formatter).
 pub fn format_ms(ms: i64) -> String {
+    if let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
+        if (0..=9999).contains(&t.year()) {
+            let (h, m, s, milli) = t.to_hms_milli();
+            let mut out = String::with_capacity(24);
+            let mut digits = |n: u32, width: u32| {
+                for p in (0..width).rev() {
+                    out.push(char::from(b'0' + (n / 10u32.pow(p) % 10) as u8));
+                }
+            };
+            digits(t.year() as u32, 4);
+            digits(t.month() as u32 + 100, 3);
+            digits(t.day() as u32 + 100, 3);
+            digits(h as u32 + 100, 3);
+            digits(m as u32 + 100, 3);
+            digits(s as u32 + 100, 3);
+            digits(milli as u32 + 1000, 4);
+            // The +100/+1000 put a 1 where the separator goes.
+            let mut b = out.into_bytes();
+            for (i, sep) in [
+                (4, b'-'),
+                (7, b'-'),
+                (10, b'T'),
+                (13, b':'),
+                (16, b':'),
+                (19, b'.'),
+            ] {
+                b[i] = sep;
+            }
+            b.push(b'Z');
+            return String::from_utf8(b).expect("ASCII digits");
+        }
+    }
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -449,6 +483,27 @@ mod tests {
         assert_eq!(di["success"], false);
         assert_eq!(di["initiated_by"]["username"], "bob");
         assert_eq!(at_path(&di, "initiated_by.username"), Some(&json!("bob")));
+    }
+
+    #[test]
+    fn timestamps_are_formatted_as_the_format_description_does() {
+        let described = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+                .unwrap()
+                .format(&time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap()
+        };
+        let mut ms = -62_135_596_800_000i64; // 0001-01-01
+        while ms < 253_402_300_799_999 {
+            assert_eq!(format_ms(ms), described(ms), "{ms}");
+            ms += 790_000_000_001; // every field's digits vary across the steps
+        }
+        for ms in [0, 999, 1_000, 1_788_134_399_999, 253_402_300_799_999] {
+            assert_eq!(format_ms(ms), described(ms), "{ms}");
+        }
+        assert_eq!(format_ms(1_788_134_400_123), "2026-08-31T00:00:00.123Z");
     }
 
     #[test]

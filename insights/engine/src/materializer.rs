@@ -11,8 +11,8 @@
 //! (a compaction cut short before it deleted its sources) are deleted too. Readers
 //! only ever see files within the checkpoint and not covered ([`visible`]).
 //!
-//! Compaction: a month's finished days are merged into one month file (a day's
-//! files into one, for months too large to merge), and a partition with many small
+//! Compaction: a finished month's files are merged into one month file, a finished
+//! day's files into one (this month's days, and months too large to merge), and a partition with many small
 //! files into one file; a merged file's range spans its sources', and it is written
 //! durably before they are deleted.
 
@@ -170,10 +170,11 @@ impl Materializer {
         Ok(())
     }
 
-    /// Merges each month's finished days (a day is finished an hour after it ends)
+    /// Merges each finished month's files (a day is finished an hour after it ends)
     /// into one month file, with the month's earlier file if there is one, as long as
     /// they are small enough to merge in memory (`compact_month_max_bytes`); a month
-    /// too large keeps its day files, each finished day merged into one. A partition
+    /// too large keeps its day files. Each finished day's files (of the current month,
+    /// or of a month too large) are merged into one. A partition
     /// of today with many files is merged too. A late event makes a new small file
     /// that the next round merges. Only files within the checkpoint are merged, so a
     /// flush in progress is never part of a merge. Merges run one per core.
@@ -182,10 +183,14 @@ impl Materializer {
         let files = visible(self.storage.list(None).await?, checkpoint);
         // Dates sort as text: a day before this one has ended over an hour ago.
         let finished_before = date_of_ms(now_ms() - DAY_MS - 3_600_000);
+        // Only a month whose days are all finished is merged, and with every file of
+        // it: a flush writes one file per day touched, all with the flush's range, so
+        // a month file must hold every day file within its range (see `visible`).
+        let finished_month = finished_before[..7].to_string();
         let mut months: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
         let mut days: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
         for f in files {
-            if f.is_month() || f.date < finished_before {
+            if f.month() < finished_month.as_str() {
                 months
                     .entry((f.org.clone(), f.month().to_string()))
                     .or_default()

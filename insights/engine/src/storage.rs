@@ -289,8 +289,9 @@ impl Storage {
 /// a compacted file of the same partition, or of the day's month.
 pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
     let mut out = visible_in_partitions(files, checkpoint);
-    // A month file was merged from every visible file of its days within its range; a
-    // day file written later starts at or after the range's end.
+    // A month file was merged from every visible file of its month (only a finished
+    // month is merged): a day file of that month written later starts at or after
+    // the end of its range.
     let mut months: std::collections::HashMap<(&str, &str), Vec<(u64, u64)>> =
         std::collections::HashMap::new();
     for f in out.iter().filter(|f| f.is_month()) {

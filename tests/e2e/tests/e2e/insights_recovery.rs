@@ -389,6 +389,25 @@ async fn a_finished_month_is_merged_into_one_file() {
         4
     );
 
+    // This month: a flush wrote two days (one finished) with one range. Merging the
+    // finished day into a month file would hide the other day's file; nothing is.
+    let storage_now = Storage::local(&dir.path().join("now")).unwrap();
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let two_days_ago = castellan_insights::event::date_of_ms(now_ms - 2 * 86_400_000);
+    put_day_file(&log, &storage_now, org, &two_days_ago, (0, 2)).await;
+    put_day_file(&log, &storage_now, org, &today, (0, 2)).await;
+    storage_now.set_checkpoint(2).await.unwrap();
+    let m = Materializer::new(log.clone(), storage_now.clone(), config.clone());
+    m.recover().await.unwrap();
+    m.compact().await.unwrap();
+    assert_eq!(storage_now.list(None).await.unwrap().len(), 2);
+    let both = count(&Insights::new(storage_now), org).await;
+    assert_eq!(
+        both,
+        (8, 4),
+        "both days' files are read (the same events twice)"
+    );
+
     // A month over the size limit: each finished day merged into one file instead.
     let storage = Storage::local(&dir.path().join("large")).unwrap();
     put_day_file(&log, &storage, org, "2025-09-10", (0, 1)).await;

@@ -187,13 +187,21 @@ impl EventQuery {
         if end_ms.is_some_and(|e| e < start_ms) {
             return Err(InsightsError::bad("end_time", "is before start_time"));
         }
-        // Nonsense limits fall back to the default, as in the hosted product.
-        let limit = body
-            .get("limit")
-            .and_then(Value::as_u64)
-            .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
-            .map(|l| l as usize)
-            .unwrap_or(DEFAULT_LIMIT);
+        // A whole number outside 1–10000 falls back to the default, as in the hosted
+        // product; anything but a 64-bit whole number is not a limit at all.
+        let limit = match body.get("limit") {
+            None | Some(Value::Null) => DEFAULT_LIMIT,
+            Some(v) => {
+                let n = v.as_i64().ok_or_else(|| {
+                    InsightsError::bad("limit", "a whole number (1 to 10000; others mean 1000)")
+                })?;
+                if (1..=MAX_LIMIT as i64).contains(&n) {
+                    n as usize
+                } else {
+                    DEFAULT_LIMIT
+                }
+            }
+        };
         let descending = body
             .get("sort")
             .and_then(Value::as_str)

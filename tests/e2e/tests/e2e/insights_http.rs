@@ -271,6 +271,24 @@ async fn directory_insights_queries_match_the_hosted_api() {
             json!({"service": ["all"], "start_time": start(), "skip": "ten"}),
             "skip",
         ),
+        // A limit outside 1–10000 means 1000; one that is no int64 is refused
+        // (schemathesis found the one below int64).
+        (
+            {
+                let mut b = json!({"service": ["all"], "start_time": start()});
+                b["limit"] = serde_json::from_str("-9223372036854775809").unwrap();
+                b
+            },
+            "limit",
+        ),
+        (
+            json!({"service": ["all"], "start_time": start(), "limit": 1.5}),
+            "limit",
+        ),
+        (
+            json!({"service": ["all"], "start_time": start(), "limit": "ten"}),
+            "limit",
+        ),
     ] {
         let (s, _, e) = post(&node, a, "/insights/directory/v1/events", body.clone()).await;
         assert_eq!((s, e["field"].as_str()), (400, Some(field)), "{body} → {e}");

@@ -12,9 +12,9 @@
 //! only ever see files within the checkpoint and not covered ([`visible`]).
 //!
 //! Compaction: a finished month's files are merged into one month file, a finished
-//! day's files into one (this month's days, and months too large to merge), and a partition with many small
-//! files into one file; a merged file's range spans its sources', and it is written
-//! durably before they are deleted.
+//! day's files into one (this month's days, and months too large to merge), and a
+//! partition with many small files into one file; a merged file's range spans its
+//! sources', and it is written durably before they are deleted.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -174,10 +174,10 @@ impl Materializer {
     /// into one month file, with the month's earlier file if there is one, as long as
     /// they are small enough to merge in memory (`compact_month_max_bytes`); a month
     /// too large keeps its day files. Each finished day's files (of the current month,
-    /// or of a month too large) are merged into one. A partition
-    /// of today with many files is merged too. A late event makes a new small file
-    /// that the next round merges. Only files within the checkpoint are merged, so a
-    /// flush in progress is never part of a merge. Merges run one per core.
+    /// or of a month too large) are merged into one, and so is a partition of today
+    /// with many files. A late event makes a new small file that the next round
+    /// merges. Only files within the checkpoint are merged, so a flush in progress is
+    /// never part of a merge. Merges run one per core.
     pub async fn compact(&self) -> Result<(), InsightsError> {
         let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
         let files = visible(self.storage.list(None).await?, checkpoint);

@@ -155,7 +155,7 @@ impl Exporter {
                 }
             }
             for (service, list) in by_service {
-                let body = render(list, single).await?;
+                let body = compress_window(list, single).await?;
                 let k = key(
                     &self.config.s3_prefix,
                     "org_service",
@@ -180,7 +180,7 @@ impl Exporter {
             }
             if !events.is_empty() {
                 let list = events.into_iter().map(|e| e.json).collect();
-                let body = render(list, single).await?;
+                let body = compress_window(list, single).await?;
                 let k = key(&self.config.s3_prefix, "window", org, None, start, end);
                 self.metrics
                     .bytes_written
@@ -261,7 +261,7 @@ impl Exporter {
 }
 
 /// Renders and compresses a window off the async threads (it takes every core).
-async fn render(events: Vec<String>, single_line: bool) -> Result<Vec<u8>, ExportError> {
+async fn compress_window(events: Vec<String>, single_line: bool) -> Result<Vec<u8>, ExportError> {
     tokio::task::spawn_blocking(move || gzip_json(&events, single_line))
         .await
         .map_err(|e| ExportError::Sink(e.to_string()))?

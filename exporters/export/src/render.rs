@@ -193,31 +193,21 @@ fn pretty(compact: &[u8], depth: usize, out: &mut Vec<u8>) {
         out.resize(out.len() + 2 * depth, b' ');
     };
     let mut depth = depth;
-    let mut in_string = false;
     let mut i = 0;
     while i < compact.len() {
         let b = compact[i];
-        if in_string {
-            // Copy the string up to its closing quote in one go.
-            let rest = &compact[i..];
-            let mut j = 0;
-            while j < rest.len() && rest[j] != b'"' {
-                j += if rest[j] == b'\\' { 2 } else { 1 };
-            }
-            let j = j.min(rest.len());
-            out.extend_from_slice(&rest[..j]);
-            i += j;
-            if i < compact.len() {
-                out.push(b'"');
-                i += 1;
-            }
-            in_string = false;
-            continue;
-        }
         match b {
             b'"' => {
-                in_string = true;
-                out.push(b);
+                // Copy the string, quotes included, in one go.
+                let rest = &compact[i + 1..];
+                let mut j = 0;
+                while j < rest.len() && rest[j] != b'"' {
+                    j += if rest[j] == b'\\' { 2 } else { 1 };
+                }
+                let end = (i + 1 + j + 1).min(compact.len());
+                out.extend_from_slice(&compact[i..end]);
+                i = end;
+                continue;
             }
             b'{' | b'[' => {
                 let close = if b == b'{' { b'}' } else { b']' };

@@ -196,34 +196,6 @@ fn merge_sorted<'a>(
 }
 
 impl<'a> Field<'a> {
-    /// The field at a dot path (`initiated_by.email`), as [`at_path`] finds it.
-    pub fn at(&self, path: &str) -> Option<FieldRef<'_, 'a>> {
-        let (first, rest) = match path.split_once('.') {
-            Some((f, r)) => (f, Some(r)),
-            None => (path, None),
-        };
-        let inner = match self {
-            Field::Object(entries) => entries
-                .binary_search_by(|(k, _)| k.as_ref().cmp(first))
-                .ok()
-                .map(|i| &entries[i].1)?,
-            Field::Value(v) => {
-                let found = v.get(first)?;
-                return match rest {
-                    None => Some(FieldRef::Value(found)),
-                    Some(r) => at_path(found, r).map(FieldRef::Value),
-                };
-            }
-            _ => return None,
-        };
-        match rest {
-            None => Some(FieldRef::Field(inner)),
-            Some(r) => inner.at(r),
-        }
-    }
-}
-
-impl<'a> Field<'a> {
     /// Calls `f` with each top-level field (parent `""`) and each field of the objects
     /// `initiated_by` and `resource` (parent their name): the fields that have columns.
     pub fn for_each_field(&self, f: &mut dyn FnMut(&str, &str, FieldRef<'_, 'a>)) {
@@ -253,7 +225,8 @@ impl<'a> Field<'a> {
     }
 }
 
-/// What [`Field::at`] finds: a field, or a value inside a borrowed JSON value.
+/// A field as [`Field::for_each_field`] gives it: a field, or a value inside a
+/// borrowed JSON value.
 pub enum FieldRef<'f, 'a> {
     Field(&'f Field<'a>),
     Value(&'a Value),

@@ -79,8 +79,11 @@ impl DataFile {
     /// `[first, last]` (dates as `YYYY-MM-DD`).
     pub fn has_dates_in(&self, first: &str, last: &str) -> bool {
         if self.is_month() {
-            let month = |d: &'_ str| d.get(..7).unwrap_or(d).to_string();
-            self.date >= month(first) && self.date <= month(last)
+            let (first, last) = (
+                first.get(..7).unwrap_or(first),
+                last.get(..7).unwrap_or(last),
+            );
+            self.date.as_str() >= first && self.date.as_str() <= last
         } else {
             self.date.as_str() >= first && self.date.as_str() <= last
         }

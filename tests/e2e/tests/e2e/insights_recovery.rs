@@ -316,9 +316,8 @@ async fn a_finished_month_is_merged_into_one_file() {
     let org = ObjectId::generate(1);
     append_things(log.clone(), org, 6).await; // positions 1..=6, two events each
     let storage = Storage::local(&dir.path().join("insights")).unwrap();
-    let today = castellan_insights::event::date_of_ms(
-        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
-    );
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let today = castellan_insights::event::date_of_ms(now_ms);
     put_day_file(&log, &storage, org, "2025-09-10", (0, 1)).await;
     put_day_file(&log, &storage, org, "2025-09-11", (1, 2)).await;
     put_day_file(&log, &storage, org, "2025-09-10", (2, 3)).await;
@@ -392,7 +391,6 @@ async fn a_finished_month_is_merged_into_one_file() {
     // This month: a flush wrote two days (one finished) with one range. Merging the
     // finished day into a month file would hide the other day's file; nothing is.
     let storage_now = Storage::local(&dir.path().join("now")).unwrap();
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let two_days_ago = castellan_insights::event::date_of_ms(now_ms - 2 * 86_400_000);
     put_day_file(&log, &storage_now, org, &two_days_ago, (0, 2)).await;
     put_day_file(&log, &storage_now, org, &today, (0, 2)).await;

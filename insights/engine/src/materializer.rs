@@ -11,10 +11,10 @@
 //! (a compaction cut short before it deleted its sources) are deleted too. Readers
 //! only ever see files within the checkpoint and not covered ([`visible`]).
 //!
-//! Compaction: a finished month's files are merged into one month file, a finished
-//! day's files into one (this month's days, and months too large to merge), and a
-//! partition with many small files into one file; a merged file's range spans its
-//! sources', and it is written durably before they are deleted.
+//! Compaction: each month's finished days are merged into one month file (a finished
+//! month, and this month up to yesterday), today's files into one when there are many
+//! (and each finished day's, in a month too large to merge); a merged file's range
+//! spans its sources', and it is written durably before they are deleted.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use crate::event::date_of_ms;
 use crate::parquet_file::{encode, merge};
 use crate::schema::Row;
-use crate::storage::{visible, DataFile, Storage};
+use crate::storage::{day_of, visible, DataFile, Storage};
 use crate::InsightsError;
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -96,6 +96,13 @@ const DAY_MS: i64 = 86_400_000;
 pub fn row_of(e: &Envelope) -> (PartitionKey, Row) {
     let row = Row::from_envelope(e);
     ((e.org_id, row.timestamp_ms.div_euclid(DAY_MS)), row)
+}
+
+/// The position range that spans the files'.
+fn span(files: &[DataFile]) -> (u64, u64) {
+    let from = files.iter().map(|f| f.from).min().unwrap_or(0);
+    let to = files.iter().map(|f| f.to).max().unwrap_or(0);
+    (from, to)
 }
 
 fn now_ms() -> i64 {
@@ -170,27 +177,35 @@ impl Materializer {
         Ok(())
     }
 
-    /// Merges each finished month's files (a day is finished an hour after it ends)
+    /// Merges each month's finished days (a day is finished an hour after it ends)
     /// into one month file, with the month's earlier file if there is one, as long as
-    /// they are small enough to merge in memory (`compact_month_max_bytes`); a month
-    /// too large keeps its day files. Each finished day's files (of the current month,
-    /// or of a month too large) are merged into one, and so is a partition of today
-    /// with many files. A late event makes a new small file that the next round
-    /// merges. Only files within the checkpoint are merged, so a flush in progress is
-    /// never part of a merge. Merges run one per core.
+    /// they are small enough to merge in memory (`compact_month_max_bytes`): a
+    /// finished month becomes one file, and this month one file up to yesterday, so
+    /// a long range reads a file a month. A month too large keeps one file per day.
+    /// The files of one day (today, or of a month too large) are merged into one when
+    /// the day is finished or has many files. A late event makes a new small file
+    /// that the next round merges. Only files within the checkpoint are merged, so a
+    /// flush in progress is never part of a merge. Merges run one per core.
     pub async fn compact(&self) -> Result<(), InsightsError> {
         let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
         let files = visible(self.storage.list(None).await?, checkpoint);
         // Dates sort as text: a day before this one has ended over an hour ago.
         let finished_before = date_of_ms(now_ms() - DAY_MS - 3_600_000);
-        // Only a month whose days are all finished is merged, and with every file of
-        // it: a flush writes one file per day touched, all with the flush's range, so
-        // a month file must hold every day file within its range (see `visible`).
-        let finished_month = finished_before[..7].to_string();
+        let (this_month, finished_days) = (
+            &finished_before[..7],
+            day_of(&finished_before).saturating_sub(1),
+        );
+        // A month file takes every file of its days (see `visible`), so that none of
+        // them can fall inside its range unmerged.
+        let last_finished_day = |month: &str| match month.cmp(this_month) {
+            std::cmp::Ordering::Less => 31,
+            std::cmp::Ordering::Equal => finished_days,
+            std::cmp::Ordering::Greater => 0,
+        };
         let mut months: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
         let mut days: BTreeMap<(String, String), Vec<DataFile>> = BTreeMap::new();
         for f in files {
-            if f.month() < finished_month.as_str() {
+            if f.is_month() || f.last_day <= last_finished_day(f.month()) {
                 months
                     .entry((f.org.clone(), f.month().to_string()))
                     .or_default()
@@ -206,7 +221,15 @@ impl Materializer {
             let bytes: u64 = group.iter().map(|f| f.size).sum();
             if bytes <= self.config.compact_month_max_bytes {
                 if group.len() >= 2 {
-                    due.push(((org, month), group));
+                    let last_day = group
+                        .iter()
+                        .map(|f| f.last_day)
+                        .chain([last_finished_day(&month)])
+                        .max()
+                        .unwrap_or(31);
+                    let (from, to) = span(&group);
+                    let key = DataFile::month_key_for(&org, &month, from, to, last_day);
+                    due.push((key, group));
                 }
                 continue;
             }
@@ -216,16 +239,22 @@ impl Materializer {
                     .push(f);
             }
         }
-        due.extend(days.into_iter().filter(|((_, date), group)| {
-            group.len() >= self.config.compact_min_files.max(2)
-                || (group.len() >= 2 && *date < finished_before)
-        }));
-        let mut merges =
-            futures::stream::iter(due.into_iter().map(|((org, date), group)| async move {
-                self.merge_partition(&org, &date, &group).await?;
-                Ok::<_, InsightsError>(group)
-            }))
-            .buffer_unordered(parallelism());
+        due.extend(
+            days.into_iter()
+                .filter(|((_, date), group)| {
+                    group.len() >= self.config.compact_min_files.max(2)
+                        || (group.len() >= 2 && *date < finished_before)
+                })
+                .map(|((org, date), group)| {
+                    let (from, to) = span(&group);
+                    (DataFile::key_for(&org, &date, from, to), group)
+                }),
+        );
+        let mut merges = futures::stream::iter(due.into_iter().map(|(key, group)| async move {
+            self.merge_files(&key, &group).await?;
+            Ok::<_, InsightsError>(group)
+        }))
+        .buffer_unordered(parallelism());
         let mut replaced = Vec::new();
         while let Some(merged) = merges.next().await {
             replaced.extend(merged?);
@@ -246,16 +275,9 @@ impl Materializer {
         Ok(())
     }
 
-    /// Writes one partition's files as one file spanning their ranges, durably (the
+    /// Writes files as one, under `key` (whose range spans theirs), durably (the
     /// sources stay until the round is recorded).
-    async fn merge_partition(
-        &self,
-        org: &str,
-        date: &str,
-        group: &[DataFile],
-    ) -> Result<(), InsightsError> {
-        let from = group.iter().map(|f| f.from).min().unwrap_or(0);
-        let to = group.iter().map(|f| f.to).max().unwrap_or(0);
+    async fn merge_files(&self, key: &str, group: &[DataFile]) -> Result<(), InsightsError> {
         let mut contents = Vec::with_capacity(group.len());
         for f in group {
             if let Some(b) = self.storage.get(&f.key).await? {
@@ -265,10 +287,8 @@ impl Materializer {
         let merged = tokio::task::spawn_blocking(move || merge(&contents))
             .await
             .map_err(|e| InsightsError::Internal(e.to_string()))??;
-        self.storage
-            .put_durable(&DataFile::key_for(org, date, from, to), merged)
-            .await?;
-        tracing::debug!(%org, %date, files = group.len(), "insights: compacted");
+        self.storage.put_durable(key, merged).await?;
+        tracing::debug!(%key, files = group.len(), "insights: compacted");
         Ok(())
     }
 

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    Array, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray,
 };
+use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -26,7 +27,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::event::{date_of_ms, format_ms};
-use crate::schema::{column_for, is_bool_column, schema};
+use crate::schema::{column_for, is_bool_column, read_schema};
 use crate::storage::{visible, DataFile, Storage};
 use crate::udf::di_field;
 use crate::InsightsError;
@@ -529,7 +530,7 @@ impl Insights {
             .with_file_sort_order(vec![vec![col("timestamp").sort(true, false)]]);
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(schema());
+            .with_schema(read_schema());
         Ok(Some(Arc::new(ListingTable::try_new(config)?)))
     }
 
@@ -704,8 +705,9 @@ impl Insights {
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| InsightsError::Internal("count column".into()))?;
+            let keys = plain(b.column(0))?;
             for i in 0..b.num_rows() {
-                let k = cell(b, 0, i);
+                let k = cell(&keys, i);
                 if buckets.len() < size {
                     buckets.push(json!({"key": k, "doc_count": counts.value(i)}));
                 } else {
@@ -754,7 +756,7 @@ impl Insights {
         };
         let epoch_ms = Expr::Cast(datafusion::logical_expr::Cast::new(
             Box::new(col("timestamp")),
-            arrow::datatypes::DataType::Int64,
+            DataType::Int64,
         ));
         let bucket = ((epoch_ms - lit(origin)) / lit(stride)) * lit(stride) + lit(origin);
         let batches = df
@@ -788,9 +790,19 @@ impl Insights {
     }
 }
 
+/// A column with its values spelled out: a dictionary column (see
+/// [`crate::schema::DICTIONARY_COLUMNS`]) as plain text.
+fn plain(a: &ArrayRef) -> Result<ArrayRef, InsightsError> {
+    match a.data_type() {
+        DataType::Dictionary(_, values) => {
+            arrow::compute::cast(a, values).map_err(|e| InsightsError::Internal(e.to_string()))
+        }
+        _ => Ok(a.clone()),
+    }
+}
+
 /// A cell as JSON (text, boolean, or null).
-fn cell(b: &RecordBatch, column: usize, row: usize) -> Value {
-    let a = b.column(column);
+fn cell(a: &dyn Array, row: usize) -> Value {
     if a.is_null(row) {
         return Value::Null;
     }
@@ -858,13 +870,14 @@ impl Insights {
             .await?;
         let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
         for b in &batches {
-            let text = |i: usize, name: &str| {
-                b.column(i)
-                    .as_any()
+            let (services, events) = (plain(b.column(0))?, b.column(1));
+            let text = |a: &'_ ArrayRef, name: &str| {
+                a.as_any()
                     .downcast_ref::<StringArray>()
                     .ok_or_else(|| InsightsError::Internal(format!("{name} column")))
+                    .cloned()
             };
-            let (services, events) = (text(0, "service")?, text(1, "event")?);
+            let (services, events) = (text(&services, "service")?, text(events, "event")?);
             for i in 0..b.num_rows() {
                 out.push(StoredEvent {
                     service: services.value(i).to_string(),

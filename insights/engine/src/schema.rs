@@ -71,6 +71,48 @@ pub fn schema() -> SchemaRef {
         .clone()
 }
 
+/// Text columns of a handful of values. Files declare them dictionary-typed (as Parquet
+/// stores them) in their Arrow schema, so readers get the dictionary and its indices
+/// instead of a copy of the text for every row: a filter or grouping on them compares
+/// a few values, not every row's.
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "org",
+    "service",
+    "event_type",
+    "initiated_by_type",
+    "resource_type",
+    "auth_method",
+];
+
+/// The table as files declare it and readers see it: [`schema`], with
+/// [`DICTIONARY_COLUMNS`] as dictionaries.
+pub fn read_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let fields: Vec<Field> = schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    if DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
+                        Field::new(
+                            f.name(),
+                            DataType::Dictionary(
+                                Box::new(DataType::Int32),
+                                Box::new(DataType::Utf8),
+                            ),
+                            f.is_nullable(),
+                        )
+                    } else {
+                        f.as_ref().clone()
+                    }
+                })
+                .collect();
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
 /// A column of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {

@@ -9,7 +9,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
 
 use crate::query::Insights;
-use crate::schema::schema;
+use crate::schema::read_schema;
 use crate::InsightsError;
 
 /// The largest SQL text accepted.
@@ -27,7 +27,7 @@ impl Insights {
             Some(t) => ctx.register_table("events", t)?,
             None => ctx.register_table(
                 "events",
-                Arc::new(MemTable::try_new(schema(), vec![vec![]])?),
+                Arc::new(MemTable::try_new(read_schema(), vec![vec![]])?),
             )?,
         };
         let options = SQLOptions::new()

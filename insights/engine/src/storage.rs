@@ -55,6 +55,10 @@ pub struct DataFile {
     pub date: String,
     pub from: u64,
     pub to: u64,
+    /// A month file holds the days `1..=last_day` of its month (31: the whole month;
+    /// a month merged before it ended names the last day it holds). A day file: its
+    /// day of the month.
+    pub last_day: u8,
     /// Key relative to the root.
     pub key: String,
     pub size: u64,
@@ -63,6 +67,12 @@ pub struct DataFile {
 impl DataFile {
     pub fn key_for(org: &str, date: &str, from: u64, to: u64) -> String {
         format!("org={org}/date={date}/{from:020}-{to:020}.parquet")
+    }
+
+    /// A month file's key: the days `1..=last_day` of `month` merged (a name without
+    /// the day, as the first month files had, means the whole month).
+    pub fn month_key_for(org: &str, month: &str, from: u64, to: u64, last_day: u8) -> String {
+        format!("org={org}/date={month}/{from:020}-{to:020}-{last_day:02}.parquet")
     }
 
     /// The file's partition is a compacted month (`YYYY-MM`), not a day.
@@ -75,18 +85,19 @@ impl DataFile {
         self.date.get(..7).unwrap_or(&self.date)
     }
 
-    /// Whether the file's partition (a day, or a compacted month) has days in
-    /// `[first, last]` (dates as `YYYY-MM-DD`).
+    /// Whether the file holds days in `[first, last]` (dates as `YYYY-MM-DD`).
     pub fn has_dates_in(&self, first: &str, last: &str) -> bool {
-        if self.is_month() {
-            let (first, last) = (
-                first.get(..7).unwrap_or(first),
-                last.get(..7).unwrap_or(last),
-            );
-            self.date.as_str() >= first && self.date.as_str() <= last
-        } else {
-            self.date.as_str() >= first && self.date.as_str() <= last
+        if !self.is_month() {
+            return self.date.as_str() >= first && self.date.as_str() <= last;
         }
+        let (first_month, last_month) = (
+            first.get(..7).unwrap_or(first),
+            last.get(..7).unwrap_or(last),
+        );
+        self.date.as_str() >= first_month
+            && self.date.as_str() <= last_month
+            // A month merged so far holds none of the days after its last one.
+            && (self.date.as_str() != first_month || day_of(first) <= self.last_day)
     }
 
     fn parse(key: &str, size: u64) -> Option<DataFile> {
@@ -94,17 +105,31 @@ impl DataFile {
         let org = parts.next()?.strip_prefix("org=")?.to_string();
         let date = parts.next()?.strip_prefix("date=")?.to_string();
         let name = parts.next()?.strip_suffix(".parquet")?;
-        let (from, to) = name.split_once('-')?;
         parts.next().is_none().then_some(())?;
+        let mut numbers = name.split('-');
+        let (from, to) = (numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?);
+        let last_day = match (date.len(), numbers.next()) {
+            (7, None) => 31,
+            (7, Some(day)) => day.parse().ok().filter(|d| (1..=31).contains(d))?,
+            (_, None) => day_of(&date),
+            (_, Some(_)) => return None,
+        };
+        numbers.next().is_none().then_some(())?;
         Some(DataFile {
             org,
             date,
-            from: from.parse().ok()?,
-            to: to.parse().ok()?,
+            from,
+            to,
+            last_day,
             key: key.to_string(),
             size,
         })
     }
+}
+
+/// The day of the month of a `YYYY-MM-DD` date (0 if it has none).
+pub fn day_of(date: &str) -> u8 {
+    date.get(8..10).and_then(|d| d.parse().ok()).unwrap_or(0)
 }
 
 impl Storage {
@@ -292,16 +317,17 @@ impl Storage {
 /// a compacted file of the same partition, or of the day's month.
 pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
     let mut out = visible_in_partitions(files, checkpoint);
-    // A month file was merged from every visible file of its month (only a finished
-    // month is merged): a day file of that month written later starts at or after
-    // the end of its range.
-    let mut months: std::collections::HashMap<(&str, &str), Vec<(u64, u64)>> =
+    // A month file was merged from every visible file of its month's days up to its
+    // last day: a file of those days written later starts at or after the end of its
+    // range. A later day's file may share a range with a merged one (a flush writes
+    // one file per day it touches, all with its range), so the day is checked too.
+    let mut months: std::collections::HashMap<(&str, &str), Vec<(u64, u64, u8)>> =
         std::collections::HashMap::new();
     for f in out.iter().filter(|f| f.is_month()) {
         months
             .entry((f.org.as_str(), f.date.as_str()))
             .or_default()
-            .push((f.from, f.to));
+            .push((f.from, f.to, f.last_day));
     }
     if months.is_empty() {
         return out;
@@ -312,7 +338,11 @@ pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
             !f.is_month()
                 && months
                     .get(&(f.org.as_str(), f.month()))
-                    .is_some_and(|ranges| ranges.iter().any(|(a, b)| *a <= f.from && f.to <= *b))
+                    .is_some_and(|merged| {
+                        merged
+                            .iter()
+                            .any(|(a, b, last)| *a <= f.from && f.to <= *b && f.last_day <= *last)
+                    })
         })
         .collect();
     let mut keep = covered.iter().map(|c| !c);
@@ -413,5 +443,50 @@ mod tests {
         assert!(month.has_dates_in("2026-08-01", "2026-09-01"));
         assert!(!month.has_dates_in("2026-10-01", "2026-10-31"));
         assert!(!file("2026-09-14", 0, 1).has_dates_in("2026-09-15", "2026-09-20"));
+    }
+
+    #[test]
+    fn a_month_merged_so_far_hides_only_the_days_it_holds() {
+        let day = |date: &str, from, to| {
+            DataFile::parse(&DataFile::key_for("o1", date, from, to), 1).unwrap()
+        };
+        // Days 1-27 merged; one flush wrote the 27th and the 28th with one range.
+        let key = DataFile::month_key_for("o1", "2026-11", 0, 9, 27);
+        assert!(key.ends_with("/date=2026-11/00000000000000000000-00000000000000000009-27.parquet"));
+        let month = DataFile::parse(&key, 1).unwrap();
+        assert_eq!(
+            (month.month(), month.last_day, month.from, month.to),
+            ("2026-11", 27, 0, 9)
+        );
+        let files = vec![
+            day("2026-11-02", 0, 5),
+            day("2026-11-27", 5, 9),
+            day("2026-11-28", 5, 9),
+            month.clone(),
+            // The month as merged a day earlier, now covered by the wider one.
+            DataFile::parse(&DataFile::month_key_for("o1", "2026-11", 0, 5, 26), 1).unwrap(),
+        ];
+        let mut v: Vec<String> = visible(files, 9).into_iter().map(|f| f.key).collect();
+        v.sort();
+        assert_eq!(v, vec![DataFile::key_for("o1", "2026-11-28", 5, 9), key]);
+        // The days after its last one are not in it.
+        assert!(month.has_dates_in("2026-11-27", "2026-11-28"));
+        assert!(!month.has_dates_in("2026-11-28", "2026-11-30"));
+        assert!(month.has_dates_in("2026-10-28", "2026-11-01"));
+        // A name that is not a file of ours is skipped, not misread.
+        for bad in [
+            "org=o1/date=2026-11/1-2-32.parquet",
+            "org=o1/date=2026-11/1-2-x.parquet",
+            "org=o1/date=2026-11/1-2-3-4.parquet",
+            "org=o1/date=2026-11-02/1-2-3.parquet",
+        ] {
+            assert!(DataFile::parse(bad, 1).is_none(), "{bad}");
+        }
+        assert_eq!(
+            DataFile::parse("org=o1/date=2026-11/1-2.parquet", 1)
+                .unwrap()
+                .last_day,
+            31
+        );
     }
 }

@@ -444,7 +444,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nCompaction (each finished day's files into one, after catching up): {files_before} files → {files} in {:.1} s.",
+        "\nCompaction (each month's finished days into one file, after catching up): {files_before} files → {files} in {:.1} s.",
         compaction.as_secs_f64()
     );
     println!(

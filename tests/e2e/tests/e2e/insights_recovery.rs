@@ -304,10 +304,11 @@ async fn count_days(insights: &Insights, org: ObjectId, first: &str, last: &str)
     insights.count(&org.to_string(), &q).await.unwrap()
 }
 
-/// A finished month's day files become one month file; a merge cut short (the month
-/// file written, its sources not yet deleted) neither doubles nor loses an event; a
-/// late event of that month is merged in by the next round; a month too large to
-/// merge keeps one file per day.
+/// A finished month's day files become one month file, and this month's finished
+/// days one file of the month so far; a merge cut short (the month file written, its
+/// sources not yet deleted) neither doubles nor loses an event; a late event of that
+/// month is merged in by the next round; a month too large to merge keeps one file
+/// per day.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_month_is_merged_into_one_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -388,22 +389,30 @@ async fn a_finished_month_is_merged_into_one_file() {
         4
     );
 
-    // This month: a flush wrote two days (one finished) with one range. Merging the
-    // finished day into a month file would hide the other day's file; nothing is.
+    // A flush wrote two days with one range, one of them finished: the finished
+    // days are merged into their month (this month so far, or last month when today
+    // is one of the first three days), and the other day's file, inside that range,
+    // is still read.
     let storage_now = Storage::local(&dir.path().join("now")).unwrap();
-    let two_days_ago = castellan_insights::event::date_of_ms(now_ms - 2 * 86_400_000);
-    put_day_file(&log, &storage_now, org, &two_days_ago, (0, 2)).await;
-    put_day_file(&log, &storage_now, org, &today, (0, 2)).await;
+    let three_days_ago = castellan_insights::event::date_of_ms(now_ms - 3 * 86_400_000);
+    put_day_file(&log, &storage_now, org, &three_days_ago, (0, 1)).await;
+    put_day_file(&log, &storage_now, org, &three_days_ago, (1, 2)).await;
+    put_day_file(&log, &storage_now, org, &today, (1, 2)).await;
     storage_now.set_checkpoint(2).await.unwrap();
     let m = Materializer::new(log.clone(), storage_now.clone(), config.clone());
     m.recover().await.unwrap();
     m.compact().await.unwrap();
-    assert_eq!(storage_now.list(None).await.unwrap().len(), 2);
+    let files = storage_now.list(None).await.unwrap();
+    let month: Vec<&DataFile> = files.iter().filter(|f| f.is_month()).collect();
+    assert_eq!((files.len(), month.len()), (2, 1), "{files:?}");
+    assert_eq!(month[0].date, three_days_ago[..7]);
+    assert!(month[0].last_day >= castellan_insights::storage::day_of(&three_days_ago));
+    assert_eq!((month[0].from, month[0].to), (0, 2));
     let both = count(&Insights::new(storage_now), org).await;
     assert_eq!(
         both,
-        (8, 4),
-        "both days' files are read (the same events twice)"
+        (6, 4),
+        "the month's 4 events and today's 2 (the same as the month's last 2) are read"
     );
 
     // A month over the size limit: each finished day merged into one file instead.

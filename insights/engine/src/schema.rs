@@ -74,7 +74,8 @@ pub fn schema() -> SchemaRef {
 /// Text columns of a handful of values. Files declare them dictionary-typed (as Parquet
 /// stores them) in their Arrow schema, so readers get the dictionary and its indices
 /// instead of a copy of the text for every row: a filter or grouping on them compares
-/// a few values, not every row's.
+/// a few values, not every row's. (Not `username`: grouping by it as a dictionary
+/// measured slower, 7.5 ms against 4.9 for a 30-day distinct.)
 pub const DICTIONARY_COLUMNS: &[&str] = &[
     "org",
     "service",

@@ -313,6 +313,9 @@ impl Storage {
     }
 }
 
+/// Each (organization, month)'s month files: their ranges and last days.
+type MonthFiles<'a> = std::collections::HashMap<(&'a str, &'a str), Vec<(u64, u64, u8)>>;
+
 /// The files a reader should see: complete (within the checkpoint) and not covered by
 /// a compacted file of the same partition, or of the day's month.
 pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
@@ -321,8 +324,7 @@ pub fn visible(files: Vec<DataFile>, checkpoint: u64) -> Vec<DataFile> {
     // last day: a file of those days written later starts at or after the end of its
     // range. A later day's file may share a range with a merged one (a flush writes
     // one file per day it touches, all with its range), so the day is checked too.
-    let mut months: std::collections::HashMap<(&str, &str), Vec<(u64, u64, u8)>> =
-        std::collections::HashMap::new();
+    let mut months: MonthFiles = std::collections::HashMap::new();
     for f in out.iter().filter(|f| f.is_month()) {
         months
             .entry((f.org.as_str(), f.date.as_str()))

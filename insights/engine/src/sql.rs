@@ -22,7 +22,7 @@ impl Insights {
             return Err(InsightsError::bad("sql", "a query of 1 byte to 64 KiB"));
         }
         let files = self.files(org, None).await?;
-        let ctx = self.context(true);
+        let ctx = self.context();
         match self.table(&files)? {
             Some(t) => ctx.register_table("events", t)?,
             None => ctx.register_table(

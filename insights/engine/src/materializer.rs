@@ -142,8 +142,8 @@ impl Materializer {
     }
 
     /// Writes the buffer as the range `(from, to]` and moves the checkpoint. Partitions
-    /// are encoded and written concurrently (one per core); the checkpoint moves only
-    /// once every one of them is durable.
+    /// are encoded one per core and written four per core at once; the checkpoint
+    /// moves only once every one of them is durable.
     async fn flush(
         &self,
         parts: BTreeMap<PartitionKey, Vec<Row>>,
@@ -152,19 +152,28 @@ impl Materializer {
     ) -> Result<(), InsightsError> {
         let rows: u64 = parts.values().map(|p| p.len() as u64).sum();
         let files = parts.len() as u64;
+        // Encoding takes a core; making a file durable mostly waits (fsync, or a PUT),
+        // so more files are written at once than are encoded.
+        let encoders = Arc::new(tokio::sync::Semaphore::new(parallelism()));
         let mut writes = futures::stream::iter(parts.into_iter().map(|((org, day), mut part)| {
             let storage = self.storage.clone();
+            let encoders = encoders.clone();
             let (org, date) = (org.to_string(), date_of_ms(day * DAY_MS));
             async move {
+                let core = encoders
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| InsightsError::Internal(e.to_string()))?;
                 let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
                     .await
                     .map_err(|e| InsightsError::Internal(e.to_string()))??;
+                drop(core);
                 storage
                     .put_durable(&DataFile::key_for(&org, &date, from, to), bytes)
                     .await
             }
         }))
-        .buffer_unordered(parallelism());
+        .buffer_unordered(4 * parallelism());
         while let Some(written) = writes.next().await {
             written?;
         }

@@ -822,9 +822,8 @@ impl Insights {
 /// [`crate::schema::DICTIONARY_COLUMNS`]) cast.
 fn plain(a: &ArrayRef) -> Result<ArrayRef, InsightsError> {
     match a.data_type() {
-        DataType::Dictionary(_, values) => {
-            arrow::compute::cast(a, values).map_err(|e| InsightsError::Internal(e.to_string()))
-        }
+        DataType::Dictionary(_, _) | DataType::Utf8View => arrow::compute::cast(a, &DataType::Utf8)
+            .map_err(|e| InsightsError::Internal(e.to_string())),
         _ => Ok(a.clone()),
     }
 }

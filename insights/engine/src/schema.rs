@@ -85,8 +85,15 @@ pub const DICTIONARY_COLUMNS: &[&str] = &[
     "auth_method",
 ];
 
+/// Text columns read as plain strings; the other text columns that are not
+/// dictionaries (user names, IPs, resource names…) are read as string views, which
+/// point into the decoded pages instead of copying each value (a 30-day distinct of
+/// user names: 4.0–4.5 ms as plain strings, 3.4–3.7 as views, alternated runs).
+const PLAIN_COLUMNS: &[&str] = &["id", "event"];
+
 /// The table as files declare it and readers see it: [`schema`], with
-/// [`DICTIONARY_COLUMNS`] as dictionaries.
+/// [`DICTIONARY_COLUMNS`] as dictionaries and the other text columns but
+/// [`PLAIN_COLUMNS`] as string views.
 pub fn read_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
@@ -104,6 +111,10 @@ pub fn read_schema() -> SchemaRef {
                             ),
                             f.is_nullable(),
                         )
+                    } else if f.data_type() == &DataType::Utf8
+                        && !PLAIN_COLUMNS.contains(&f.name().as_str())
+                    {
+                        Field::new(f.name(), DataType::Utf8View, f.is_nullable())
                     } else {
                         f.as_ref().clone()
                     }

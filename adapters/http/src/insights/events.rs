@@ -180,8 +180,13 @@ pub async fn interval(
             "interval_value: a whole number",
         )
     })?;
-    let tz = v.get("timezone").and_then(Value::as_str).unwrap_or("");
-    let tz = tz_minutes(tz).ok_or_else(|| {
+    // Absent or null means UTC; anything but a string is refused, not read as UTC.
+    let tz = match v.get("timezone") {
+        None | Some(Value::Null) => Some(""),
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => None,
+    };
+    let tz = tz.and_then(tz_minutes).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_field",
             Some("timezone"),

@@ -293,6 +293,22 @@ async fn directory_insights_queries_match_the_hosted_api() {
         let (s, _, e) = post(&node, a, "/insights/directory/v1/events", body.clone()).await;
         assert_eq!((s, e["field"].as_str()), (400, Some(field)), "{body} → {e}");
     }
+    // A timezone that is not text is refused, not read as UTC (schemathesis found it).
+    for tz in [json!(0), json!(-300), json!(["-0500"]), json!("5 hours")] {
+        let body = json!({"service": ["all"], "start_time": start(), "interval_unit": "h", "timezone": tz});
+        let (s, _, e) = post(
+            &node,
+            a,
+            "/insights/directory/v1/events/interval",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (400, Some("timezone")),
+            "{body} → {e}"
+        );
+    }
 
     // Beta sees only Beta, whatever it searches for.
     let mut q = base.clone();

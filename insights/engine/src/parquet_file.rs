@@ -1,6 +1,8 @@
 //! Encoding and decoding one Parquet file: rows sorted by timestamp, zstd, page-level
 //! statistics (so the page index is written), the sort order recorded in the metadata.
 
+use std::sync::OnceLock;
+
 use arrow::array::RecordBatch;
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch, SortOptions};
 use bytes::Bytes;
@@ -12,10 +14,24 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::schema::{read_schema, schema, to_batch, Row};
+use crate::schema::{read_schema, schema, to_batch, Row, BOOL_COLUMNS, DICTIONARY_COLUMNS};
 use crate::InsightsError;
 
+/// The writer's settings, with the dictionary-typed schema the files declare (the
+/// rows are built as plain text; the Parquet data is the same either way, since those
+/// columns are dictionary-encoded). Made once, not per file.
 fn properties() -> WriterProperties {
+    static PROPERTIES: OnceLock<WriterProperties> = OnceLock::new();
+    PROPERTIES
+        .get_or_init(|| {
+            let mut props = build_properties();
+            add_encoded_arrow_schema_to_metadata(&read_schema(), &mut props);
+            props
+        })
+        .clone()
+}
+
+fn build_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
         .set_statistics_enabled(EnabledStatistics::Page);
@@ -32,17 +48,9 @@ fn properties() -> WriterProperties {
     // A handful of distinct values: the dictionary's indices take a bit or two a row,
     // and zstd would save little there while costing a compressor per column chunk
     // written and a decompressor per chunk read (every query reads `service`).
-    for column in [
-        "org",
-        "service",
-        "event_type",
-        "initiated_by_type",
-        "resource_type",
-        "auth_method",
-        "success",
-        "mfa",
-    ] {
-        b = b.set_column_compression(ColumnPath::from(column), Compression::UNCOMPRESSED);
+    let booleans = BOOL_COLUMNS.iter().map(|(column, _)| column);
+    for column in DICTIONARY_COLUMNS.iter().chain(booleans) {
+        b = b.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
     }
     b.set_sorting_columns(Some(vec![SortingColumn {
         column_idx: 0,
@@ -61,12 +69,8 @@ fn properties() -> WriterProperties {
 }
 
 fn write(batch: &RecordBatch) -> Result<Bytes, InsightsError> {
-    // Rows are built as plain text; the file declares the dictionary-typed schema
-    // (the Parquet data is the same either way: those columns are dictionary-encoded).
-    let mut props = properties();
-    add_encoded_arrow_schema_to_metadata(&read_schema(), &mut props);
     let options = ArrowWriterOptions::new()
-        .with_properties(props)
+        .with_properties(properties())
         .with_skip_arrow_metadata(true);
     let mut w = ArrowWriter::try_new_with_options(Vec::new(), schema(), options)
         .map_err(|e| InsightsError::Internal(format!("parquet: {e}")))?;

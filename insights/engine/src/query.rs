@@ -818,8 +818,8 @@ impl Insights {
     }
 }
 
-/// A text column as plain strings: a dictionary column (see
-/// [`crate::schema::DICTIONARY_COLUMNS`]) cast.
+/// A text column as plain strings: a dictionary or string view column (see
+/// [`crate::schema::read_schema`]) cast.
 fn plain(a: &ArrayRef) -> Result<ArrayRef, InsightsError> {
     match a.data_type() {
         DataType::Dictionary(_, _) | DataType::Utf8View => arrow::compute::cast(a, &DataType::Utf8)

@@ -268,20 +268,6 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow::error::ArrowError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_column_match_agrees_with_the_column_lists() {
-        let split = |path: &'static str| path.rsplit_once('.').unwrap_or(("", path));
-        for (i, (_, path)) in TEXT_COLUMNS.iter().enumerate() {
-            let (parent, key) = split(path);
-            assert_eq!(column_of(parent, key), Some(Column::Text(i)), "{path}");
-        }
-        for (i, (_, path)) in BOOL_COLUMNS.iter().enumerate() {
-            let (parent, key) = split(path);
-            assert_eq!(column_of(parent, key), Some(Column::Bool(i)), "{path}");
-        }
-        assert_eq!(column_of("", "resource"), None);
-        assert_eq!(column_of("initiated_by", "name"), None);
-    }
     use crate::event::{at_path, search_text, to_di_event};
     use castellan_domain::envelope::{Actor, ActorKind, StreamId};
     use castellan_domain::ObjectId;
@@ -312,6 +298,21 @@ mod tests {
 
     /// The row's JSON is the event, and each column holds what a dot-path lookup in
     /// the event finds, lowercased: the fast path agrees with the plain reading.
+    #[test]
+    fn the_column_match_agrees_with_the_column_lists() {
+        let split = |path: &'static str| path.rsplit_once('.').unwrap_or(("", path));
+        for (i, (_, path)) in TEXT_COLUMNS.iter().enumerate() {
+            let (parent, key) = split(path);
+            assert_eq!(column_of(parent, key), Some(Column::Text(i)), "{path}");
+        }
+        for (i, (_, path)) in BOOL_COLUMNS.iter().enumerate() {
+            let (parent, key) = split(path);
+            assert_eq!(column_of(parent, key), Some(Column::Bool(i)), "{path}");
+        }
+        assert_eq!(column_of("", "resource"), None);
+        assert_eq!(column_of("initiated_by", "name"), None);
+    }
+
     #[test]
     fn rows_hold_the_event_and_its_columns() {
         let cases = vec![

@@ -253,28 +253,48 @@ pub struct RecordedCommit {
 }
 
 impl RecordedCommit {
-    /// The commit's events as envelopes, moving the payloads out (no copy).
+    /// The commit's events as envelopes, moving the payloads out (no copy); the
+    /// commit's stream and metadata are copied for all but the last event, which takes
+    /// them (most commits hold one event).
     pub fn into_envelopes(self) -> impl Iterator<Item = Envelope> {
         let RecordedCommit {
             position,
             stream_version,
-            commit: c,
+            commit:
+                Commit {
+                    commit_id,
+                    org_id,
+                    stream,
+                    meta,
+                    events,
+                    ..
+                },
         } = self;
-        c.events.into_iter().map(move |e| Envelope {
-            event_id: e.event_id,
-            org_id: c.org_id,
-            stream: c.stream.clone(),
-            stream_version,
-            position,
-            event_type: e.event_type,
-            schema_version: e.schema_version,
-            occurred_at: c.meta.occurred_at,
-            actor: c.meta.actor.clone(),
-            client_ip: c.meta.client_ip.clone(),
-            user_agent: c.meta.user_agent.clone(),
-            correlation_id: c.meta.correlation_id.clone(),
-            commit_id: c.commit_id,
-            payload: e.payload,
+        let last = events.len().saturating_sub(1);
+        let mut shared = Some((stream, meta));
+        events.into_iter().enumerate().map(move |(i, e)| {
+            let (stream, meta) = if i == last {
+                shared.take()
+            } else {
+                shared.clone()
+            }
+            .expect("only the last event takes the commit's stream and metadata");
+            Envelope {
+                event_id: e.event_id,
+                org_id,
+                stream,
+                stream_version,
+                position,
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                occurred_at: meta.occurred_at,
+                actor: meta.actor,
+                client_ip: meta.client_ip,
+                user_agent: meta.user_agent,
+                correlation_id: meta.correlation_id,
+                commit_id,
+                payload: e.payload,
+            }
         })
     }
 
@@ -301,6 +321,54 @@ mod tests {
         assert!(StreamId::aggregate("user", "a*").validate().is_err());
         assert!(StreamId::aggregate("user", "").validate().is_err());
         assert!(StreamId::try_from("nokind".to_string()).is_err());
+    }
+
+    #[test]
+    fn every_event_of_a_commit_carries_its_stream_and_metadata() {
+        let event = |t: &str| NewEvent {
+            event_id: crate::ids::new_event_id(),
+            event_type: t.into(),
+            schema_version: 1,
+            payload: serde_json::json!({ "t": t }),
+        };
+        let commit = RecordedCommit {
+            position: 9,
+            stream_version: 3,
+            commit: Commit {
+                commit_id: Uuid::now_v7(),
+                org_id: crate::ObjectId::generate(1),
+                stream: StreamId::aggregate("user", "u1"),
+                expected: ExpectedVersion::Any,
+                meta: EventMeta {
+                    occurred_at: OffsetDateTime::UNIX_EPOCH,
+                    actor: Actor {
+                        kind: ActorKind::Admin,
+                        id: Some("a1".into()),
+                        email: None,
+                    },
+                    client_ip: Some("10.0.0.1".into()),
+                    user_agent: Some("curl/8".into()),
+                    correlation_id: Some("req-1".into()),
+                },
+                events: vec![event("a"), event("b"), event("c")],
+            },
+        };
+        let envelopes: Vec<Envelope> = commit.clone().into_envelopes().collect();
+        assert_eq!(envelopes, commit.envelopes().collect::<Vec<_>>());
+        assert_eq!(envelopes.len(), 3);
+        for (e, t) in envelopes.iter().zip(["a", "b", "c"]) {
+            assert_eq!(e.event_type, t);
+            assert_eq!(e.payload["t"], t);
+            assert_eq!(e.stream, commit.commit.stream);
+            assert_eq!(e.actor, commit.commit.meta.actor);
+            assert_eq!(e.client_ip, commit.commit.meta.client_ip);
+            assert_eq!(e.user_agent, commit.commit.meta.user_agent);
+            assert_eq!(e.correlation_id, commit.commit.meta.correlation_id);
+            assert_eq!((e.position, e.stream_version), (9, 3));
+        }
+        let mut empty = commit;
+        empty.commit.events.clear();
+        assert_eq!(empty.into_envelopes().count(), 0);
     }
 
     #[test]

@@ -45,7 +45,11 @@ impl FromStr for ObjectId {
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        // On the stack: ids are written for every event materialized and every row
+        // served, and `hex::encode` builds a String a char at a time.
+        let mut digits = [0u8; 24];
+        hex::encode_to_slice(self.0, &mut digits).expect("24 digits for 12 bytes");
+        f.write_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
     }
 }
 

@@ -27,9 +27,10 @@ use castellan_domain::ObjectId;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::event::date_of_ms;
+use crate::event::{date_of_ms, timestamp_ms};
 use crate::parquet_file::{encode, merge};
-use crate::schema::Row;
+use crate::schema::BatchBuilder;
+use arrow::array::RecordBatch;
 use crate::storage::{day_of, visible, DataFile, Storage};
 use crate::InsightsError;
 
@@ -92,10 +93,9 @@ pub type PartitionKey = (ObjectId, i64);
 
 const DAY_MS: i64 = 86_400_000;
 
-/// One envelope as a row of its partition.
-pub fn row_of(e: &Envelope) -> (PartitionKey, Row) {
-    let row = Row::from_envelope(e);
-    ((e.org_id, row.timestamp_ms.div_euclid(DAY_MS)), row)
+/// The partition an event belongs to.
+pub fn partition_of(e: &Envelope) -> PartitionKey {
+    (e.org_id, timestamp_ms(e).div_euclid(DAY_MS))
 }
 
 /// The position range that spans the files'.
@@ -146,16 +146,20 @@ impl Materializer {
     /// moves only once every one of them is durable.
     async fn flush(
         &self,
-        parts: BTreeMap<PartitionKey, Vec<Row>>,
+        parts: BTreeMap<PartitionKey, Vec<RecordBatch>>,
         from: u64,
         to: u64,
     ) -> Result<(), InsightsError> {
-        let rows: u64 = parts.values().map(|p| p.len() as u64).sum();
+        let rows: u64 = parts
+            .values()
+            .flatten()
+            .map(|b| b.num_rows() as u64)
+            .sum();
         let files = parts.len() as u64;
         // Encoding takes a core; making a file durable mostly waits (fsync, or a PUT),
         // so more files are written at once than are encoded.
         let encoders = Arc::new(tokio::sync::Semaphore::new(parallelism()));
-        let mut writes = futures::stream::iter(parts.into_iter().map(|((org, day), mut part)| {
+        let mut writes = futures::stream::iter(parts.into_iter().map(|((org, day), part)| {
             let storage = self.storage.clone();
             let encoders = encoders.clone();
             let (org, date) = (org.to_string(), date_of_ms(day * DAY_MS));
@@ -164,7 +168,7 @@ impl Materializer {
                     .acquire_owned()
                     .await
                     .map_err(|e| InsightsError::Internal(e.to_string()))?;
-                let bytes = tokio::task::spawn_blocking(move || encode(&mut part))
+                let bytes = tokio::task::spawn_blocking(move || encode(&part))
                     .await
                     .map_err(|e| InsightsError::Internal(e.to_string()))??;
                 drop(core);
@@ -320,7 +324,7 @@ impl Materializer {
         };
         let interval = Duration::from_millis(self.config.flush_interval_ms.max(10));
         let compact_every = Duration::from_millis(self.config.compact_interval_ms);
-        let mut buffer: BTreeMap<PartitionKey, Vec<Row>> = BTreeMap::new();
+        let mut buffer: BTreeMap<PartitionKey, Vec<RecordBatch>> = BTreeMap::new();
         let mut buffered = 0usize;
         // The last position read, and the last one handed to a flush.
         let mut position = checkpoint;
@@ -358,9 +362,9 @@ impl Materializer {
                     if read.at_head {
                         head_seen_at = read.read_at;
                     }
-                    for (part, row) in rows_of(read.commits).await {
-                        buffer.entry(part).or_default().push(row);
-                        buffered += 1;
+                    for (part, batch) in batches_of(read.commits).await {
+                        buffered += batch.num_rows();
+                        buffer.entry(part).or_default().push(batch);
                     }
                 }
                 Step::Read(None) | Step::Stop if stopping => {}
@@ -504,8 +508,9 @@ fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// Commits as rows, converted on blocking threads, a chunk per core, in log order.
-async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, Row)> {
+/// Commits as column batches per partition, converted on blocking threads, a chunk
+/// per core; a partition's batches come in log order.
+async fn batches_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, RecordBatch)> {
     let chunk = commits.len().div_ceil(parallelism()).max(256);
     let mut rest = commits;
     let mut tasks = Vec::new();
@@ -513,15 +518,24 @@ async fn rows_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, Row)> {
         let tail = rest.split_off(chunk.min(rest.len()));
         let part = std::mem::replace(&mut rest, tail);
         tasks.push(tokio::task::spawn_blocking(move || {
-            part.into_iter()
-                .flat_map(RecordedCommit::into_envelopes)
-                .map(|e| row_of(&e))
+            let mut parts: BTreeMap<PartitionKey, BatchBuilder> = BTreeMap::new();
+            for e in part.into_iter().flat_map(RecordedCommit::into_envelopes) {
+                parts.entry(partition_of(&e)).or_default().push(&e);
+            }
+            parts
+                .into_iter()
+                .map(|(key, b)| {
+                    let batch = b
+                        .finish()
+                        .expect("a batch built to the table's schema is valid");
+                    (key, batch)
+                })
                 .collect::<Vec<_>>()
         }));
     }
     let mut out = Vec::new();
     for t in tasks {
-        out.extend(t.await.expect("converting events to rows does not panic"));
+        out.extend(t.await.expect("converting events to columns does not panic"));
     }
     out
 }

@@ -3,8 +3,12 @@
 
 use std::sync::OnceLock;
 
-use arrow::array::RecordBatch;
-use arrow::compute::{concat_batches, sort_to_indices, take_record_batch, SortOptions};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::{
+    concat_batches, lexsort_to_indices, sort_to_indices, take_record_batch, SortColumn,
+    SortOptions,
+};
+use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
@@ -14,7 +18,7 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::schema::{read_schema, schema, to_batch, Row, BOOL_COLUMNS, DICTIONARY_COLUMNS};
+use crate::schema::{read_schema, schema, BOOL_COLUMNS, DICTIONARY_COLUMNS};
 use crate::InsightsError;
 
 /// The writer's settings, with the dictionary-typed schema the files declare (the
@@ -81,11 +85,43 @@ fn write(batch: &RecordBatch) -> Result<Bytes, InsightsError> {
     })?))
 }
 
-/// Rows as one file, sorted by timestamp (then position).
-pub fn encode(rows: &mut [Row]) -> Result<Bytes, InsightsError> {
-    rows.sort_by_key(|r| (r.timestamp_ms, r.position));
-    let batch = to_batch(rows).map_err(|e| InsightsError::Internal(e.to_string()))?;
-    write(&batch)
+/// Pieces of one partition (in log order) as one file, sorted by timestamp, then
+/// position. Events mostly arrive in time order, so the pieces are usually sorted as
+/// they are and are only joined.
+pub fn encode(pieces: &[RecordBatch]) -> Result<Bytes, InsightsError> {
+    let internal = |e: arrow::error::ArrowError| InsightsError::Internal(e.to_string());
+    let all = match pieces {
+        [one] => one.clone(),
+        _ => concat_batches(&schema(), pieces).map_err(internal)?,
+    };
+    if is_sorted(&all) {
+        return write(&all);
+    }
+    let keys = [
+        SortColumn {
+            values: all.column(0).clone(),
+            options: None,
+        },
+        SortColumn {
+            values: all.column(all.num_columns() - 2).clone(),
+            options: None,
+        },
+    ];
+    let order = lexsort_to_indices(&keys, None).map_err(internal)?;
+    write(&take_record_batch(&all, &order).map_err(internal)?)
+}
+
+/// Whether a batch's rows are in (timestamp, position) order.
+fn is_sorted(batch: &RecordBatch) -> bool {
+    let ts = batch.column(0).as_primitive::<TimestampMillisecondType>().values();
+    let pos = batch
+        .column(batch.num_columns() - 2)
+        .as_primitive::<UInt64Type>()
+        .values();
+    ts.iter()
+        .zip(pos.iter())
+        .zip(ts.iter().zip(pos.iter()).skip(1))
+        .all(|(a, b)| a <= b)
 }
 
 /// Several files of one partition as one, sorted by timestamp.

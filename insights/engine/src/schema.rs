@@ -4,9 +4,9 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-    UInt64Builder,
+    ArrayRef, BooleanBuilder, RecordBatch, StringArray, StringBuilder, UInt64Array,
 };
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use castellan_domain::envelope::Envelope;
 
@@ -161,107 +161,131 @@ fn column_of(parent: &str, key: &str) -> Option<Column> {
     })
 }
 
-/// One event ready for a file: its column values and its JSON, made once, straight
-/// from the envelope.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub timestamp_ms: i64,
-    pub position: u64,
-    /// The text columns' values, one after another (one allocation, not seventeen).
-    text: String,
-    /// Where each text column's value is in `text`, in `TEXT_COLUMNS` order; None: null.
-    spans: [Option<(u32, u32)>; TEXT_COLUMN_COUNT],
-    bools: [Option<bool>; BOOL_COLUMN_COUNT],
-    /// The whole Directory Insights event as JSON.
-    pub json: String,
-}
-
 pub const TEXT_COLUMN_COUNT: usize = 17;
 pub const BOOL_COLUMN_COUNT: usize = 2;
 const _: () = assert!(TEXT_COLUMNS.len() == TEXT_COLUMN_COUNT);
 const _: () = assert!(BOOL_COLUMNS.len() == BOOL_COLUMN_COUNT);
 
-impl Row {
-    pub fn from_envelope(e: &Envelope) -> Row {
-        let event = di_fields(e);
-        let mut text = String::with_capacity(256);
-        let mut spans = [None; TEXT_COLUMN_COUNT];
-        let mut bools = [None; BOOL_COLUMN_COUNT];
-        // One pass over the event's fields (not a lookup per column).
-        event.for_each_field(&mut |parent, key, field| match column_of(parent, key) {
-            Some(Column::Text(i)) => {
-                if let Some(v) = field.search_text() {
-                    let start = text.len() as u32;
-                    text.push_str(&v);
-                    spans[i] = Some((start, text.len() as u32));
-                }
-            }
-            Some(Column::Bool(i)) => bools[i] = field.as_bool(),
-            None => {}
-        });
-        // Most events are under a kilobyte: one allocation, no regrowth.
-        let mut json = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut json, &event).expect("a Directory Insights event serializes");
-        Row {
-            timestamp_ms: timestamp_ms(e),
-            position: e.position,
-            text,
-            spans,
-            bools,
-            json: String::from_utf8(json).expect("serde_json writes UTF-8"),
-        }
-    }
+/// Events as the table's columns, appended straight from their envelopes: each event's
+/// values and JSON are written once, into the column buffers a file is made of (no
+/// per-event row to copy from, nor its two allocations).
+pub struct BatchBuilder {
+    timestamps: Vec<i64>,
+    positions: Vec<u64>,
+    texts: Vec<StringBuilder>,
+    bools: Vec<BooleanBuilder>,
+    /// The event JSON column: serde_json writes into `json` directly, each event's end
+    /// offset goes to `json_ends`.
+    json: Vec<u8>,
+    json_ends: Vec<i32>,
+}
 
-    /// A text column's value (`TEXT_COLUMNS` order).
-    pub fn text(&self, column: usize) -> Option<&str> {
-        self.spans[column].map(|(a, b)| &self.text[a as usize..b as usize])
-    }
-
-    /// A boolean column's value (`BOOL_COLUMNS` order).
-    pub fn boolean(&self, column: usize) -> Option<bool> {
-        self.bools[column]
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// Builds a record batch of rows (in the order given).
-pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let n = rows.len();
-    let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut texts: Vec<StringBuilder> = TEXT_COLUMNS
-        .iter()
-        .map(|_| StringBuilder::with_capacity(n, n * 16))
-        .collect();
-    let mut bools: Vec<BooleanBuilder> = BOOL_COLUMNS
-        .iter()
-        .map(|_| BooleanBuilder::with_capacity(n))
-        .collect();
-    let mut position = UInt64Builder::with_capacity(n);
-    let mut event = StringBuilder::with_capacity(n, rows.iter().map(|r| r.json.len()).sum());
-    for r in rows {
-        ts.append_value(r.timestamp_ms);
-        for (i, b) in texts.iter_mut().enumerate() {
-            b.append_option(r.text(i));
+impl BatchBuilder {
+    pub fn new() -> BatchBuilder {
+        BatchBuilder {
+            timestamps: Vec::new(),
+            positions: Vec::new(),
+            // Small to start: a batch per partition per conversion chunk holds a few
+            // dozen events (the builders' default of 1024 values each, for 22
+            // columns, came to several times the events' own size).
+            texts: (0..TEXT_COLUMN_COUNT)
+                .map(|_| StringBuilder::with_capacity(64, 1024))
+                .collect(),
+            bools: (0..BOOL_COLUMN_COUNT)
+                .map(|_| BooleanBuilder::with_capacity(64))
+                .collect(),
+            json: Vec::new(),
+            json_ends: vec![0],
         }
-        for (i, b) in bools.iter_mut().enumerate() {
-            b.append_option(r.boolean(i));
-        }
-        position.append_value(r.position);
-        event.append_value(&r.json);
     }
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(ts.finish())];
-    columns.extend(
-        texts
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef),
-    );
-    columns.extend(
-        bools
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef),
-    );
-    columns.push(Arc::new(position.finish()));
-    columns.push(Arc::new(event.finish()));
-    RecordBatch::try_new(schema(), columns)
+
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Appends one event (its Directory Insights object, lowercased column values).
+    pub fn push(&mut self, e: &Envelope) {
+        let event = di_fields(e);
+        let mut texts_set = [false; TEXT_COLUMN_COUNT];
+        let mut bools_set = [false; BOOL_COLUMN_COUNT];
+        // One pass over the event's fields (not a lookup per column). A key appears
+        // once in an object, so each column is appended to at most once here; the
+        // columns the event lacks get a null after.
+        let (texts, bools) = (&mut self.texts, &mut self.bools);
+        event.for_each_field(&mut |parent, key, field| match column_of(parent, key) {
+            Some(Column::Text(i)) => {
+                texts[i].append_option(field.search_text());
+                texts_set[i] = true;
+            }
+            Some(Column::Bool(i)) => {
+                bools[i].append_option(field.as_bool());
+                bools_set[i] = true;
+            }
+            None => {}
+        });
+        for (b, set) in self.texts.iter_mut().zip(texts_set) {
+            if !set {
+                b.append_null();
+            }
+        }
+        for (b, set) in self.bools.iter_mut().zip(bools_set) {
+            if !set {
+                b.append_null();
+            }
+        }
+        event.write_json(&mut self.json);
+        self.json_ends.push(
+            i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"),
+        );
+        self.timestamps.push(timestamp_ms(e));
+        self.positions.push(e.position);
+    }
+
+    /// The events appended, in that order.
+    pub fn finish(self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let timestamps =
+            arrow::array::TimestampMillisecondArray::from(self.timestamps).with_timezone("UTC");
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(timestamps)];
+        columns.extend(
+            self.texts
+                .into_iter()
+                .map(|mut b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.extend(
+            self.bools
+                .into_iter()
+                .map(|mut b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(UInt64Array::from(self.positions)));
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.json_ends));
+        columns.push(Arc::new(StringArray::try_new(
+            offsets,
+            Buffer::from_vec(self.json),
+            None,
+        )?));
+        RecordBatch::try_new(schema(), columns)
+    }
+}
+
+/// The events as one record batch, in the order given.
+pub fn to_batch<'a>(
+    events: impl IntoIterator<Item = &'a Envelope>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut b = BatchBuilder::new();
+    for e in events {
+        b.push(e);
+    }
+    b.finish()
 }
 
 #[cfg(test)]
@@ -269,6 +293,7 @@ mod tests {
     use super::*;
 
     use crate::event::{at_path, search_text, to_di_event};
+    use arrow::array::{Array, AsArray};
     use castellan_domain::envelope::{Actor, ActorKind, StreamId};
     use castellan_domain::ObjectId;
     use serde_json::{json, Value};
@@ -371,25 +396,31 @@ mod tests {
             to_di_event(&cases[0])["correlation"],
             json!({"id": "req-1", "type": "request"})
         );
-        for e in cases {
-            let row = Row::from_envelope(&e);
-            let event = to_di_event(&e);
-            assert_eq!(serde_json::from_str::<Value>(&row.json).unwrap(), event);
-            assert!(!row.json.contains("argon2") && !row.json.contains("\"S\""));
+        let batch = to_batch(&cases).unwrap();
+        let json = batch.column(batch.num_columns() - 1).as_string::<i32>();
+        for (row, e) in cases.iter().enumerate() {
+            let event = to_di_event(e);
+            let text = json.value(row);
+            assert_eq!(serde_json::from_str::<Value>(text).unwrap(), event);
+            assert!(!text.contains("argon2") && !text.contains("\"S\""));
             for (i, (column, path)) in TEXT_COLUMNS.iter().enumerate() {
+                let values = batch.column(1 + i).as_string::<i32>();
                 assert_eq!(
-                    row.text(i).map(str::to_string),
+                    values.is_valid(row).then(|| values.value(row).to_string()),
                     at_path(&event, path).and_then(search_text),
                     "{column} of {event}"
                 );
             }
             for (i, (column, path)) in BOOL_COLUMNS.iter().enumerate() {
+                let values = batch.column(1 + TEXT_COLUMN_COUNT + i).as_boolean();
                 assert_eq!(
-                    row.boolean(i),
+                    values.is_valid(row).then(|| values.value(row)),
                     at_path(&event, path).and_then(Value::as_bool),
                     "{column} of {event}"
                 );
             }
+            let positions = batch.column(batch.num_columns() - 2).as_primitive::<arrow::datatypes::UInt64Type>();
+            assert_eq!(positions.value(row), e.position);
         }
     }
 }

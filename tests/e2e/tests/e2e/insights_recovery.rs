@@ -274,7 +274,7 @@ async fn put_day_file(
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let mut rows: Vec<_> = log
+    let events: Vec<_> = log
         .read_after(from, (to - from) as usize)
         .await
         .unwrap()
@@ -282,10 +282,11 @@ async fn put_day_file(
         .flat_map(|c| c.into_envelopes())
         .map(|mut e| {
             e.occurred_at = noon;
-            castellan_insights::schema::Row::from_envelope(&e)
+            e
         })
         .collect();
-    let bytes = castellan_insights::parquet_file::encode(&mut rows).unwrap();
+    let batch = castellan_insights::schema::to_batch(&events).unwrap();
+    let bytes = castellan_insights::parquet_file::encode(&[batch]).unwrap();
     storage
         .put_durable(&DataFile::key_for(&org.to_string(), date, from, to), bytes)
         .await

@@ -30,9 +30,9 @@ use tokio::sync::{mpsc, watch};
 use crate::event::{date_of_ms, timestamp_ms};
 use crate::parquet_file::{encode, merge};
 use crate::schema::BatchBuilder;
-use arrow::array::RecordBatch;
 use crate::storage::{day_of, visible, DataFile, Storage};
 use crate::InsightsError;
+use arrow::array::RecordBatch;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -150,11 +150,7 @@ impl Materializer {
         from: u64,
         to: u64,
     ) -> Result<(), InsightsError> {
-        let rows: u64 = parts
-            .values()
-            .flatten()
-            .map(|b| b.num_rows() as u64)
-            .sum();
+        let rows: u64 = parts.values().flatten().map(|b| b.num_rows() as u64).sum();
         let files = parts.len() as u64;
         // Encoding takes a core; making a file durable mostly waits (fsync, or a PUT),
         // so more files are written at once than are encoded.
@@ -535,7 +531,10 @@ async fn batches_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, RecordBa
     }
     let mut out = Vec::new();
     for t in tasks {
-        out.extend(t.await.expect("converting events to columns does not panic"));
+        out.extend(
+            t.await
+                .expect("converting events to columns does not panic"),
+        );
     }
     out
 }

@@ -5,8 +5,7 @@ use std::sync::OnceLock;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{
-    concat_batches, lexsort_to_indices, sort_to_indices, take_record_batch, SortColumn,
-    SortOptions,
+    concat_batches, lexsort_to_indices, sort_to_indices, take_record_batch, SortColumn, SortOptions,
 };
 use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use bytes::Bytes;
@@ -113,7 +112,10 @@ pub fn encode(pieces: &[RecordBatch]) -> Result<Bytes, InsightsError> {
 
 /// Whether a batch's rows are in (timestamp, position) order.
 fn is_sorted(batch: &RecordBatch) -> bool {
-    let ts = batch.column(0).as_primitive::<TimestampMillisecondType>().values();
+    let ts = batch
+        .column(0)
+        .as_primitive::<TimestampMillisecondType>()
+        .values();
     let pos = batch
         .column(batch.num_columns() - 2)
         .as_primitive::<UInt64Type>()

@@ -244,9 +244,8 @@ impl BatchBuilder {
             }
         }
         event.write_json(&mut self.json);
-        self.json_ends.push(
-            i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"),
-        );
+        self.json_ends
+            .push(i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"));
         self.timestamps.push(timestamp_ms(e));
         self.positions.push(e.position);
     }
@@ -419,7 +418,9 @@ mod tests {
                     "{column} of {event}"
                 );
             }
-            let positions = batch.column(batch.num_columns() - 2).as_primitive::<arrow::datatypes::UInt64Type>();
+            let positions = batch
+                .column(batch.num_columns() - 2)
+                .as_primitive::<arrow::datatypes::UInt64Type>();
             assert_eq!(positions.value(row), e.position);
         }
     }

@@ -157,20 +157,31 @@ impl Field<'_> {
             Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Field::Str(s) => write_json_str(s, out),
             Field::Value(v) => write_json_value(v, out),
-            Field::Object(entries) => {
-                out.push(b'{');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_json_str(k, out);
-                    out.push(b':');
-                    v.write_json(out);
-                }
-                out.push(b'}');
-            }
+            Field::Object(entries) => write_json_object(
+                entries.iter().map(|(k, v)| (k.as_ref(), v)),
+                out,
+                |v, out| v.write_json(out),
+            ),
         }
     }
+}
+
+/// `{"key":value,…}`, each value written by `write`.
+fn write_json_object<'v, V: 'v>(
+    entries: impl Iterator<Item = (&'v str, &'v V)>,
+    out: &mut Vec<u8>,
+    write: impl Fn(&V, &mut Vec<u8>),
+) {
+    out.push(b'{');
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(k, out);
+        out.push(b':');
+        write(v, out);
+    }
+    out.push(b'}');
 }
 
 fn write_json_value(v: &Value, out: &mut Vec<u8>) {
@@ -191,18 +202,11 @@ fn write_json_value(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_str(k, out);
-                out.push(b':');
-                write_json_value(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_json_object(
+            map.iter().map(|(k, v)| (k.as_str(), v)),
+            out,
+            write_json_value,
+        ),
     }
 }
 

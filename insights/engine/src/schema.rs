@@ -166,6 +166,9 @@ pub const BOOL_COLUMN_COUNT: usize = 2;
 const _: () = assert!(TEXT_COLUMNS.len() == TEXT_COLUMN_COUNT);
 const _: () = assert!(BOOL_COLUMNS.len() == BOOL_COLUMN_COUNT);
 
+/// Where `position` is in [`schema`]: after the timestamp, text and boolean columns.
+pub const POSITION_COLUMN: usize = 1 + TEXT_COLUMN_COUNT + BOOL_COLUMN_COUNT;
+
 /// Events as the table's columns, appended straight from their envelopes: each event's
 /// values and JSON are written once, into the column buffers a file is made of (no
 /// per-event row to copy from, nor its two allocations).
@@ -174,8 +177,8 @@ pub struct BatchBuilder {
     positions: Vec<u64>,
     texts: Vec<StringBuilder>,
     bools: Vec<BooleanBuilder>,
-    /// The event JSON column: serde_json writes into `json` directly, each event's end
-    /// offset goes to `json_ends`.
+    /// The event JSON column: each event is written into `json` directly
+    /// ([`crate::event::Field::write_json`]), its end offset goes to `json_ends`.
     json: Vec<u8>,
     json_ends: Vec<i32>,
 }
@@ -203,14 +206,6 @@ impl BatchBuilder {
             json: Vec::new(),
             json_ends: vec![0],
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.timestamps.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
     }
 
     /// Appends one event (its Directory Insights object, lowercased column values).
@@ -320,8 +315,6 @@ mod tests {
         }
     }
 
-    /// The row's JSON is the event, and each column holds what a dot-path lookup in
-    /// the event finds, lowercased: the fast path agrees with the plain reading.
     #[test]
     fn the_column_match_agrees_with_the_column_lists() {
         let split = |path: &'static str| path.rsplit_once('.').unwrap_or(("", path));
@@ -337,6 +330,8 @@ mod tests {
         assert_eq!(column_of("initiated_by", "name"), None);
     }
 
+    /// The row's JSON is the event, and each column holds what a dot-path lookup in
+    /// the event finds, lowercased: the fast path agrees with the plain reading.
     #[test]
     fn rows_hold_the_event_and_its_columns() {
         let cases = vec![
@@ -418,8 +413,9 @@ mod tests {
                     "{column} of {event}"
                 );
             }
+            assert_eq!(schema().field(POSITION_COLUMN).name(), "position");
             let positions = batch
-                .column(batch.num_columns() - 2)
+                .column(POSITION_COLUMN)
                 .as_primitive::<arrow::datatypes::UInt64Type>();
             assert_eq!(positions.value(row), e.position);
         }

@@ -286,15 +286,27 @@ async fn a_relay_that_cannot_connect_keeps_the_email_and_delivers_later() {
         .wait_for("dave@acme.test", Duration::from_secs(30))
         .await;
     assert!(mail.contains("token="));
-    let (_, outbox) = node.call(key, "GET", "/api/outbox", None).await;
-    let row = outbox
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["to"] == "dave@acme.test")
-        .cloned()
-        .unwrap();
-    assert!(row["sent"].is_string(), "{row}");
+    // The relay has the message before the outbox records it as sent (that is
+    // written once the SMTP exchange ends), so the row is read until it does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, outbox) = node.call(key, "GET", "/api/outbox", None).await;
+        let row = outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["to"] == "dave@acme.test")
+            .cloned()
+            .unwrap();
+        if row["sent"].is_string() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never marked sent: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         smtp.messages()
             .iter()

@@ -70,6 +70,15 @@ impl TestNode {
                 .await,
             "admin index reached the bootstrap"
         );
+        // The read models answer GETs (the organization itself among them): under
+        // load they can trail the admin index.
+        assert!(
+            self.running
+                .portal
+                .wait_for(done.position, Duration::from_secs(10))
+                .await,
+            "read models reached the bootstrap"
+        );
         done
     }
 

@@ -43,13 +43,19 @@ impl FromStr for ObjectId {
     }
 }
 
+impl ObjectId {
+    /// The 24 hex digits, written into `digits` (no allocation).
+    pub fn encode_hex<'d>(&self, digits: &'d mut [u8; 24]) -> &'d str {
+        hex::encode_to_slice(self.0, digits).expect("24 digits for 12 bytes");
+        std::str::from_utf8(digits).expect("hex digits are ASCII")
+    }
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // On the stack: ids are written for every event materialized and every row
         // served, and `hex::encode` builds a String a char at a time.
-        let mut digits = [0u8; 24];
-        hex::encode_to_slice(self.0, &mut digits).expect("24 digits for 12 bytes");
-        f.write_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+        f.write_str(self.encode_hex(&mut [0u8; 24]))
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
 /// Payload keys that never reach insights or exports, whatever the event.
-const SECRET_KEYS: &[&str] = &[
+pub(crate) const SECRET_KEYS: &[&str] = &[
     "password_hash",
     "totp_secret",
     "invite_token_hash",
@@ -35,7 +35,7 @@ pub fn service_of(e: &Envelope) -> &str {
     }
 }
 
-fn actor_type(kind: ActorKind) -> &'static str {
+pub(crate) fn actor_type(kind: ActorKind) -> &'static str {
     match kind {
         ActorKind::Admin | ActorKind::ApiKey => "admin",
         ActorKind::User => "user",
@@ -49,17 +49,23 @@ pub fn timestamp_ms(e: &Envelope) -> i64 {
     (e.occurred_at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// RFC 3339 UTC with milliseconds, as the hosted product writes timestamps. Once per
-/// event materialized: the digits are written directly, not through a format
-/// description (years 0 to 9999; others through `time`'s formatter).
+/// RFC 3339 UTC with milliseconds, as the hosted product writes timestamps.
 pub fn format_ms(ms: i64) -> String {
+    format_ms_into(ms, &mut [0u8; 24]).into_owned()
+}
+
+/// [`format_ms`] into `buf`: once per event materialized, so the digits are written
+/// directly, not through a format description (years 0 to 9999; others through
+/// `time`'s formatter, into a String).
+pub fn format_ms_into(ms: i64, buf: &mut [u8; 24]) -> Cow<'_, str> {
     if let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
         if (0..=9999).contains(&t.year()) {
             let (h, m, s, milli) = t.to_hms_milli();
-            let mut out = String::with_capacity(24);
+            let mut at = 0;
             let mut digits = |n: u32, width: u32| {
                 for p in (0..width).rev() {
-                    out.push(char::from(b'0' + (n / 10u32.pow(p) % 10) as u8));
+                    buf[at] = b'0' + (n / 10u32.pow(p) % 10) as u8;
+                    at += 1;
                 }
             };
             digits(t.year() as u32, 4);
@@ -70,7 +76,6 @@ pub fn format_ms(ms: i64) -> String {
             digits(s as u32 + 100, 3);
             digits(milli as u32 + 1000, 4);
             // The +100/+1000 put a 1 where the separator goes.
-            let mut b = out.into_bytes();
             for (i, sep) in [
                 (4, b'-'),
                 (7, b'-'),
@@ -78,22 +83,24 @@ pub fn format_ms(ms: i64) -> String {
                 (13, b':'),
                 (16, b':'),
                 (19, b'.'),
+                (23, b'Z'),
             ] {
-                b[i] = sep;
+                buf[i] = sep;
             }
-            b.push(b'Z');
-            return String::from_utf8(b).expect("ASCII digits");
+            return Cow::Borrowed(std::str::from_utf8(&buf[..]).expect("ASCII digits"));
         }
     }
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-            ))
+    Cow::Owned(
+        time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
             .ok()
-        })
-        .unwrap_or_else(|| format_without_subseconds(ms))
+            .and_then(|t| {
+                t.format(&time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .ok()
+            })
+            .unwrap_or_else(|| format_without_subseconds(ms)),
+    )
 }
 
 fn format_without_subseconds(ms: i64) -> String {
@@ -184,7 +191,7 @@ fn write_json_object<'v, V: 'v>(
     out.push(b'}');
 }
 
-fn write_json_value(v: &Value, out: &mut Vec<u8>) {
+pub(crate) fn write_json_value(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
@@ -212,7 +219,7 @@ fn write_json_value(v: &Value, out: &mut Vec<u8>) {
 
 /// A JSON string, escaped as serde_json escapes (quote, backslash, control
 /// characters; nothing else).
-fn write_json_str(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_json_str(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.push(b'"');
     // No early exit, so the compiler checks many bytes per instruction.
@@ -361,7 +368,7 @@ impl FieldRef<'_, '_> {
 }
 
 /// A string as searches compare it; borrowed when it has no capitals (the common case).
-fn lowercase(s: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn lowercase(s: &str) -> Option<Cow<'_, str>> {
     // ASCII without capitals is quick to tell.
     if (s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()))
         || !s.chars().any(char::is_uppercase)

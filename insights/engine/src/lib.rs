@@ -3,6 +3,7 @@
 //! Map of the modules:
 //! - [`event`]: a log event as a Directory Insights event (secrets dropped).
 //! - [`schema`]: the Parquet table's columns, and rows to Arrow batches.
+//! - [`row_writer`]: one event's JSON and column values, written in one pass.
 //! - [`parquet_file`]: encoding one file (sorted, zstd, page index) and merging files.
 //! - [`storage`]: the local directory or S3 bucket (object_store), file layout,
 //!   durable writes, the checkpoint, and which files readers see.
@@ -17,6 +18,7 @@ pub mod event;
 pub mod materializer;
 pub mod parquet_file;
 pub mod query;
+pub mod row_writer;
 pub mod schema;
 pub mod sql;
 pub mod storage;

@@ -373,10 +373,11 @@ impl Materializer {
                 Step::Stop => {}
             }
             let due = last_flush.elapsed() >= interval || stopping;
-            if !failed
-                && position > flushed_to
-                && (buffered >= self.config.max_buffered_rows || due)
-            {
+            let max = self.config.max_buffered_rows;
+            // While a flush is being written, reading goes on (up to twice the
+            // buffer), so the log, the conversion and the disk all stay busy.
+            let wait = in_flight.is_some() && buffered < 2 * max && !stopping;
+            if !failed && !wait && position > flushed_to && (buffered >= max || due) {
                 if let Some(f) = in_flight.take() {
                     failed = !self.finish(f, &mut checkpoint, &reader).await;
                 }

@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use castellan_domain::envelope::Envelope;
 
 use crate::event::{di_fields, timestamp_ms};
+use crate::row_writer::{write_row, writes_directly, Row};
 
 /// Text columns and the dot path of the event field each one holds.
 pub const TEXT_COLUMNS: &[(&str, &str)] = &[
@@ -127,7 +128,7 @@ pub fn read_schema() -> SchemaRef {
 
 /// A column of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Column {
+pub(crate) enum Column {
     Text(usize),
     Bool(usize),
 }
@@ -135,7 +136,7 @@ enum Column {
 /// The column of a top-level field (`parent` empty) or of a field of `initiated_by`
 /// or `resource`: `TEXT_COLUMNS` and `BOOL_COLUMNS` as a match, which a test holds to
 /// them.
-fn column_of(parent: &str, key: &str) -> Option<Column> {
+pub(crate) fn column_of(parent: &str, key: &str) -> Option<Column> {
     use Column::{Bool, Text};
     Some(match (parent, key) {
         ("", "id") => Text(0),
@@ -210,6 +211,23 @@ impl BatchBuilder {
 
     /// Appends one event (its Directory Insights object, lowercased column values).
     pub fn push(&mut self, e: &Envelope) {
+        if writes_directly(e) {
+            write_row(
+                e,
+                Row::new(&mut self.texts, &mut self.bools, &mut self.json),
+            );
+        } else {
+            self.push_fields(e);
+        }
+        self.json_ends
+            .push(i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"));
+        self.timestamps.push(timestamp_ms(e));
+        self.positions.push(e.position);
+    }
+
+    /// [`BatchBuilder::push`]'s JSON and columns the general way: from the event's
+    /// field tree ([`di_fields`]).
+    fn push_fields(&mut self, e: &Envelope) {
         let event = di_fields(e);
         let mut texts_set = [false; TEXT_COLUMN_COUNT];
         let mut bools_set = [false; BOOL_COLUMN_COUNT];
@@ -239,10 +257,6 @@ impl BatchBuilder {
             }
         }
         event.write_json(&mut self.json);
-        self.json_ends
-            .push(i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"));
-        self.timestamps.push(timestamp_ms(e));
-        self.positions.push(e.position);
     }
 
     /// The events appended, in that order.
@@ -312,6 +326,97 @@ mod tests {
             correlation_id: Some("req-1".into()),
             commit_id: uuid::Uuid::now_v7(),
             payload,
+        }
+    }
+
+    /// The one-pass writer gives the very rows the field tree gives: the same JSON
+    /// bytes, the same column values, over envelopes and payloads of every shape
+    /// (payload keys that replace the envelope's or sort before and after them,
+    /// secrets, an `initiated_by` to merge or to ignore, non-text values in text
+    /// columns, capitals, escapes, directory changes and associations).
+    #[test]
+    fn the_direct_writer_writes_what_the_field_tree_describes() {
+        let payloads = [
+            json!({"success": true, "username": "Bob", "auth_method": 128, "mfa": false,
+                "error_message": null, "dn": "uid=Bob,o=X"}),
+            json!({"!first": 1, "@version": "9", "client_ip": "1.2.3.4", "correlation": "c",
+                "event_type": "Other", "id": "ID-1", "organization": "Org", "service": "LDAP",
+                "timestamp": "then", "useragent": {"name": "x"}, "zzz": [1, {"b": null}], "~": "last"}),
+            json!({"password": "p", "token": "t", "totp_secret": "s", "key_hash": "k",
+                "initiated_by": {"type": "USER", "username": "Al\"ice", "a": 1, "zz": true},
+                "resource": {"type": "user", "id": 7, "name": "N", "email": "E@X", "other": "o"}}),
+            json!({"initiated_by": {"email": null, "id": "i"}, "success": "yes", "mfa": 1}),
+            json!({"initiated_by": "not an object", "association": {"op": "add"},
+                "changes": [1], "auth_method": {"Kind": "Password"}, "success": false}),
+            json!({"initiated_by": {}, "resource": "flat", "username": ["A", "b"], "mfa": true}),
+            json!({"username": "tab\there \u{1} ünï", "error_message": "Bad \"quote\""}),
+            json!("not an object"),
+            json!(null),
+            json!({}),
+        ];
+        let directory = [
+            json!({"changes": [{"field": "username", "from": null, "to": "Älice"},
+                {"field": "email", "from": null, "to": "ALICE@acme.test"},
+                {"field": "name", "to": null}, {"field": "name", "to": "First"},
+                {"field": "name", "to": "Second"}, "not a change", {"to": "no field"}],
+                "password_hash": "$argon2id$x", "association": {"op": "add"}}),
+            json!({"changes": null}),
+            json!({"association": [1, 2]}),
+            json!({"changes": [{"field": "email", "to": 5}]}),
+            json!("not an object"),
+        ];
+        let kinds = [
+            ActorKind::User,
+            ActorKind::Admin,
+            ActorKind::ApiKey,
+            ActorKind::System,
+            ActorKind::Agent,
+        ];
+        let mut cases = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            for service in ["ldap", "radius", "sso", "directory"] {
+                let mut e = envelope(StreamId::auth(service), kinds[i % 5], None, p.clone());
+                e.client_ip = (i % 2 == 0).then(|| "10.0.0.9".into());
+                e.user_agent = (i % 3 != 0).then(|| "Mozilla \"5\"".into());
+                e.correlation_id = (i % 4 != 0).then(|| "req-9".into());
+                e.actor.email = (i % 3 != 1).then(|| "Root@Acme.test".into());
+                e.actor.id = (i % 5 != 2).then(|| "A1".into());
+                cases.push(e);
+            }
+        }
+        for (i, p) in directory.iter().enumerate() {
+            for kind in kinds {
+                let stream = StreamId::aggregate(["user", "group", "Device"][i % 3], "Id-7");
+                let mut e = envelope(stream, kind, Some("10.1.1.1"), p.clone());
+                e.user_agent = (i % 2 == 0).then(|| "agent".into());
+                e.correlation_id = None;
+                cases.push(e);
+            }
+        }
+        // A year the fast time formatter does not take.
+        cases[0].occurred_at = time::macros::datetime!(-0001-01-01 00:00:00 UTC);
+        for e in &cases {
+            assert!(crate::row_writer::writes_directly(e));
+            let mut direct = BatchBuilder::new();
+            direct.push(e);
+            let mut tree = BatchBuilder::new();
+            tree.push_fields(e);
+            tree.json_ends.push(tree.json.len() as i32);
+            tree.timestamps.push(timestamp_ms(e));
+            tree.positions.push(e.position);
+            let (direct, tree) = (direct.finish().unwrap(), tree.finish().unwrap());
+            let json = |b: &RecordBatch| {
+                b.column(POSITION_COLUMN + 1)
+                    .as_string::<i32>()
+                    .value(0)
+                    .to_string()
+            };
+            assert_eq!(json(&direct), json(&tree));
+            assert_eq!(
+                json(&direct),
+                serde_json::to_string(&crate::event::di_fields(e)).unwrap()
+            );
+            assert_eq!(direct, tree, "{}", json(&tree));
         }
     }
 

@@ -39,9 +39,9 @@ pub fn writes_directly(e: &Envelope) -> bool {
 /// The columns of one row as it is written: every column is appended to at most once,
 /// and [`Row::finish`] appends a null to the others.
 pub struct Row<'b> {
-    pub texts: &'b mut [StringBuilder],
-    pub bools: &'b mut [BooleanBuilder],
-    pub json: &'b mut Vec<u8>,
+    texts: &'b mut [StringBuilder],
+    bools: &'b mut [BooleanBuilder],
+    pub(crate) json: &'b mut Vec<u8>,
     texts_set: [bool; TEXT_COLUMN_COUNT],
     bools_set: [bool; BOOL_COLUMN_COUNT],
 }
@@ -62,12 +62,26 @@ impl<'b> Row<'b> {
     }
 
     /// A text column's value, lowercased as searches compare it.
-    fn text(&mut self, column: usize, value: Option<&str>) {
+    pub(crate) fn text(&mut self, column: usize, value: Option<&str>) {
         match value.and_then(lowercase) {
             Some(v) => self.texts[column].append_value(v),
             None => self.texts[column].append_null(),
         }
         self.texts_set[column] = true;
+    }
+
+    pub(crate) fn boolean(&mut self, column: usize, value: Option<bool>) {
+        self.bools[column].append_option(value);
+        self.bools_set[column] = true;
+    }
+
+    /// A string field's column value, if the field has a column.
+    fn str(&mut self, column: Option<Column>, value: Option<&str>) {
+        match column {
+            Some(Column::Text(i)) => self.text(i, value),
+            Some(Column::Bool(i)) => self.boolean(i, None),
+            None => {}
+        }
     }
 
     /// A JSON value's column value, if its field has a column.
@@ -80,10 +94,7 @@ impl<'b> Row<'b> {
                 }
                 self.texts_set[i] = true;
             }
-            Some(Column::Bool(i)) => {
-                self.bools[i].append_option(v.as_bool());
-                self.bools_set[i] = true;
-            }
+            Some(Column::Bool(i)) => self.boolean(i, v.as_bool()),
             None => {}
         }
     }
@@ -190,14 +201,25 @@ impl<'a> Payload<'a> {
     }
 }
 
-/// Writes a string field that has a text column.
-fn text_entry(row: &mut Row, object: &mut Object, key: &str, column: usize, v: Option<&str>) {
+/// Writes a top-level string field (null for None), and its column if it has one.
+fn text_entry(row: &mut Row, object: &mut Object, key: &str, v: Option<&str>) {
     object.key(row.json, key);
     match v {
         Some(s) => write_json_str(s, row.json),
         None => row.json.extend_from_slice(b"null"),
     }
-    row.text(column, v);
+    row.str(column_of("", key), v);
+}
+
+/// Writes `key` as an object of string fields (none of which has a column).
+fn string_object(row: &mut Row, object: &mut Object, key: &str, fields: &[(&str, &str)]) {
+    object.key(row.json, key);
+    let mut inner = Object::open(row.json);
+    for (k, v) in fields {
+        inner.key(row.json, k);
+        write_json_str(v, row.json);
+    }
+    inner.close(row.json);
 }
 
 /// Writes one event as a row (see the module's documentation); the caller has checked
@@ -227,7 +249,7 @@ pub fn write_row(e: &Envelope, mut row: Row) {
             ActorKind::Admin => "session",
             _ => "system",
         };
-        text_entry(r, o, "auth_method", 15, Some(method));
+        text_entry(r, o, "auth_method", Some(method));
         o.key(r.json, "changes");
         match changes {
             Some(c) => write_json_value(c, r.json),
@@ -235,26 +257,20 @@ pub fn write_row(e: &Envelope, mut row: Row) {
         }
     }
     if !payload.up_to(r, o, "client_ip") {
-        text_entry(r, o, "client_ip", 4, e.client_ip.as_deref());
+        text_entry(r, o, "client_ip", e.client_ip.as_deref());
     }
     if !payload.up_to(r, o, "correlation") {
         if let Some(c) = &e.correlation_id {
-            o.key(r.json, "correlation");
-            let mut inner = Object::open(r.json);
-            inner.key(r.json, "id");
-            write_json_str(c, r.json);
-            inner.key(r.json, "type");
-            r.json.extend_from_slice(b"\"request\"");
-            inner.close(r.json);
+            string_object(r, o, "correlation", &[("id", c), ("type", "request")]);
         }
     }
     if !payload.up_to(r, o, "event_type") {
-        text_entry(r, o, "event_type", 3, Some(&e.event_type));
+        text_entry(r, o, "event_type", Some(&e.event_type));
     }
     if !payload.up_to(r, o, "id") {
         let mut buf = uuid::Uuid::encode_buffer();
         let id = e.event_id.hyphenated().encode_lower(&mut buf);
-        text_entry(r, o, "id", 0, Some(id));
+        text_entry(r, o, "id", Some(id));
     }
     // Always the envelope's, with the payload's own account merged in.
     payload.up_to(r, o, "initiated_by");
@@ -262,20 +278,19 @@ pub fn write_row(e: &Envelope, mut row: Row) {
     initiated_by(e, payload.initiated_by, r);
     if !payload.up_to(r, o, "organization") {
         let mut buf = [0u8; 24];
-        text_entry(r, o, "organization", 1, Some(e.org_id.encode_hex(&mut buf)));
+        text_entry(r, o, "organization", Some(e.org_id.encode_hex(&mut buf)));
     }
     if let Some((kind, id)) = aggregate {
         o.key(r.json, "resource");
         resource(kind, id, changes, r);
     }
     if !payload.up_to(r, o, "service") {
-        text_entry(r, o, "service", 2, Some(service_of(e)));
+        text_entry(r, o, "service", Some(service_of(e)));
     }
     if aggregate.is_some() {
         o.key(r.json, "success");
         r.json.extend_from_slice(b"true");
-        r.bools[0].append_value(true);
-        r.bools_set[0] = true;
+        r.value(column_of("", "success"), &Value::Bool(true));
     }
     if !payload.up_to(r, o, "timestamp") {
         let mut buf = [0u8; 24];
@@ -285,11 +300,7 @@ pub fn write_row(e: &Envelope, mut row: Row) {
     }
     if !payload.up_to(r, o, "useragent") {
         if let Some(ua) = &e.user_agent {
-            o.key(r.json, "useragent");
-            let mut inner = Object::open(r.json);
-            inner.key(r.json, "name");
-            write_json_str(ua, r.json);
-            inner.close(r.json);
+            string_object(r, o, "useragent", &[("name", ua)]);
         }
     }
     payload.rest(r, o);
@@ -321,9 +332,7 @@ fn initiated_by(e: &Envelope, from: Option<&Map<String, Value>>, r: &mut Row) {
                 Some(s) => write_json_str(s, r.json),
                 None => r.json.extend_from_slice(b"null"),
             }
-            if let Some(Column::Text(i)) = column_of("initiated_by", key) {
-                r.text(i, value);
-            }
+            r.str(column_of("initiated_by", key), value);
         }
     }
     for (k, v) in theirs {
@@ -361,11 +370,11 @@ fn resource(kind: &str, id: &str, changes: Option<&Value>, r: &mut Row) {
     value_entry(r, &mut inner, "email", email);
     inner.key(r.json, "id");
     write_json_str(id, r.json);
-    r.text(10, Some(id));
+    r.str(column_of("resource", "id"), Some(id));
     value_entry(r, &mut inner, "name", name);
     inner.key(r.json, "type");
     write_json_str(kind, r.json);
-    r.text(9, Some(kind));
+    r.str(column_of("resource", "type"), Some(kind));
     value_entry(r, &mut inner, "username", username);
     inner.close(r.json);
 }

@@ -229,34 +229,15 @@ impl BatchBuilder {
     /// field tree ([`di_fields`]).
     fn push_fields(&mut self, e: &Envelope) {
         let event = di_fields(e);
-        let mut texts_set = [false; TEXT_COLUMN_COUNT];
-        let mut bools_set = [false; BOOL_COLUMN_COUNT];
-        // One pass over the event's fields (not a lookup per column). A key appears
-        // once in an object, so each column is appended to at most once here; the
-        // columns the event lacks get a null after.
-        let (texts, bools) = (&mut self.texts, &mut self.bools);
+        let mut row = Row::new(&mut self.texts, &mut self.bools, &mut self.json);
+        // One pass over the event's fields (not a lookup per column).
         event.for_each_field(&mut |parent, key, field| match column_of(parent, key) {
-            Some(Column::Text(i)) => {
-                texts[i].append_option(field.search_text());
-                texts_set[i] = true;
-            }
-            Some(Column::Bool(i)) => {
-                bools[i].append_option(field.as_bool());
-                bools_set[i] = true;
-            }
+            Some(Column::Text(i)) => row.text(i, field.search_text().as_deref()),
+            Some(Column::Bool(i)) => row.boolean(i, field.as_bool()),
             None => {}
         });
-        for (b, set) in self.texts.iter_mut().zip(texts_set) {
-            if !set {
-                b.append_null();
-            }
-        }
-        for (b, set) in self.bools.iter_mut().zip(bools_set) {
-            if !set {
-                b.append_null();
-            }
-        }
-        event.write_json(&mut self.json);
+        event.write_json(row.json);
+        row.finish();
     }
 
     /// The events appended, in that order.

@@ -238,6 +238,36 @@ async fn activation_links_are_emailed_and_work_once() {
     node.running.shutdown().await;
 }
 
+/// The outbox row of the email to `to`, read until `ready` holds of it (the test
+/// fails with the row if it does not within `within`).
+async fn outbox_row_when(
+    node: &TestNode,
+    key: &str,
+    to: &str,
+    within: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (_, outbox) = node.call(key, "GET", "/api/outbox", None).await;
+        let row = outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["to"] == to)
+            .cloned()
+            .unwrap();
+        if ready(&row) {
+            return row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox row never got there: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_cannot_connect_keeps_the_email_and_delivers_later() {
     let Some(mut smtp) = SmtpServer::new() else {
@@ -256,25 +286,14 @@ async fn a_relay_that_cannot_connect_keeps_the_email_and_delivers_later() {
         )
         .await;
     assert_eq!(s, 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let row = loop {
-        let (_, outbox) = node.call(key, "GET", "/api/outbox", None).await;
-        let row = outbox
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["to"] == "dave@acme.test")
-            .cloned()
-            .unwrap();
-        if row["attempts"].as_i64() >= Some(1) {
-            break row;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no failed attempt recorded: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let row = outbox_row_when(
+        &node,
+        key,
+        "dave@acme.test",
+        Duration::from_secs(20),
+        |row| row["attempts"].as_i64() >= Some(1),
+    )
+    .await;
     assert!(row["sent"].is_null());
     assert!(
         row["lastError"].as_str().is_some_and(|e| !e.is_empty()),
@@ -288,25 +307,14 @@ async fn a_relay_that_cannot_connect_keeps_the_email_and_delivers_later() {
     assert!(mail.contains("token="));
     // The relay has the message before the outbox records it as sent (that is
     // written once the SMTP exchange ends), so the row is read until it does.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, outbox) = node.call(key, "GET", "/api/outbox", None).await;
-        let row = outbox
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["to"] == "dave@acme.test")
-            .cloned()
-            .unwrap();
-        if row["sent"].is_string() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never marked sent: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    outbox_row_when(
+        &node,
+        key,
+        "dave@acme.test",
+        Duration::from_secs(10),
+        |row| row["sent"].is_string(),
+    )
+    .await;
     assert_eq!(
         smtp.messages()
             .iter()

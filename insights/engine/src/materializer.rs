@@ -196,10 +196,16 @@ impl Materializer {
     /// that the next round merges. Only files within the checkpoint are merged, so a
     /// flush in progress is never part of a merge. Merges run one per core.
     pub async fn compact(&self) -> Result<(), InsightsError> {
+        self.compact_at(now_ms()).await
+    }
+
+    /// [`Materializer::compact`] as if the time were `now_ms` (tests set the clock).
+    pub async fn compact_at(&self, now_ms: i64) -> Result<(), InsightsError> {
         let checkpoint = self.status.checkpoint.load(Ordering::SeqCst);
         let files = visible(self.storage.list(None).await?, checkpoint);
-        // Dates sort as text: a day before this one has ended over an hour ago.
-        let finished_before = date_of_ms(now_ms() - DAY_MS - 3_600_000);
+        // A day is finished an hour after it ended (late events have come in): the
+        // days before the date an hour ago. Dates sort as text.
+        let finished_before = date_of_ms(now_ms - 3_600_000);
         let (this_month, finished_days) = (
             &finished_before[..7],
             day_of(&finished_before).saturating_sub(1),

@@ -446,3 +446,66 @@ async fn a_finished_month_is_merged_into_one_file() {
     );
     assert_eq!(count(&Insights::new(storage), org).await, (6, 6));
 }
+
+/// A day counts as finished an hour after it ends, at a fixed clock: half an hour
+/// after midnight its files stay as they are; an hour and a half after, they are
+/// merged into the month so far, and at the end of a month into the whole month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_is_merged_an_hour_after_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteLog::open(&dir.path().join("log.db")).await.unwrap());
+    let org = ObjectId::generate(1);
+    append_things(log.clone(), org, 3).await;
+    let at = |t: &str| {
+        (time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp_nanos()
+            / 1_000_000) as i64
+    };
+    let files = |storage: &Storage| {
+        let storage = storage.clone();
+        async move {
+            let mut files: Vec<(String, u64, u64, u8)> = storage
+                .list(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.date, f.from, f.to, f.last_day))
+                .collect();
+            files.sort();
+            files
+        }
+    };
+    for (days, midnight, merged) in [
+        (
+            ["2025-09-14", "2025-09-15"],
+            "2025-09-15T00:00:00Z",
+            ("2025-09".to_string(), 0, 2, 14),
+        ),
+        (
+            ["2025-09-30", "2025-10-01"],
+            "2025-10-01T00:00:00Z",
+            ("2025-09".to_string(), 0, 2, 31),
+        ),
+    ] {
+        let storage = Storage::local(&dir.path().join(days[0])).unwrap();
+        put_day_file(&log, &storage, org, days[0], (0, 1)).await;
+        put_day_file(&log, &storage, org, days[0], (1, 2)).await;
+        put_day_file(&log, &storage, org, days[1], (2, 3)).await;
+        storage.set_checkpoint(3).await.unwrap();
+        let before = files(&storage).await;
+        let m = Materializer::new(log.clone(), storage.clone(), MaterializerConfig::default());
+        m.recover().await.unwrap();
+        m.compact_at(at(midnight) + 30 * 60_000).await.unwrap();
+        assert_eq!(files(&storage).await, before, "{} is not finished yet", days[0]);
+        m.compact_at(at(midnight) + 90 * 60_000).await.unwrap();
+        let day = days[1][8..].parse().unwrap();
+        assert_eq!(
+            files(&storage).await,
+            vec![merged, (days[1].to_string(), 2, 3, day)],
+            "{} is finished",
+            days[0]
+        );
+    }
+}

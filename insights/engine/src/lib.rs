@@ -10,6 +10,7 @@
 //! - [`materializer`]: the projection that writes the files, exactly once, and
 //!   compacts small ones.
 //! - [`query`]: the Directory Insights queries (events, count, distinct, interval).
+//! - [`scan`]: the aggregations' scans, built as physical plans directly.
 //! - [`sql`]: read-only SQL for admins over their organization's events.
 //! - [`udf`]: `di_field(event, 'a.b')`, a field of the event JSON (for fields without
 //!   a column).
@@ -19,6 +20,7 @@ pub mod materializer;
 pub mod parquet_file;
 pub mod query;
 pub mod row_writer;
+mod scan;
 pub mod schema;
 pub mod sql;
 pub mod storage;

@@ -6,13 +6,13 @@
 //! a request can write reaches another organization's rows. Requests become DataFusion
 //! expressions with literal values; no request text is ever spliced into SQL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, StringArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Int32Type};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -22,8 +22,8 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::TaskContext;
 use datafusion::functions_aggregate::count::count_udaf;
-use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use serde_json::{json, Map, Value};
@@ -31,6 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::event::{date_of_ms, format_ms};
+use crate::scan::Scan;
 use crate::schema::{column_for, is_bool_column, read_schema};
 use crate::storage::{visible, DataFile, Storage};
 use crate::udf::di_field;
@@ -141,6 +142,14 @@ fn parse_time(body: &Value, field: &str) -> Result<Option<i64>, InsightsError> {
 }
 
 impl EventQuery {
+    /// The end of the range, or without one tomorrow (clocks drift; nothing is dated
+    /// later): the last date whose files are read.
+    fn last_ms(&self) -> i64 {
+        self.end_ms.unwrap_or_else(|| {
+            (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 + 86_400_000
+        })
+    }
+
     /// Reads a request body, with the hosted product's rules and 400s.
     pub fn parse(body: &Value) -> Result<EventQuery, InsightsError> {
         if !body.is_object() {
@@ -287,6 +296,19 @@ fn ts_lit(ms: i64) -> Expr {
         Some(ms),
         Some("UTC".into()),
     ))
+}
+
+/// `timestamp` in `[from_ms, to_ms]` (no end: unbounded), of `services` (empty: all).
+fn range_filter(from_ms: i64, to_ms: Option<i64>, services: &[String]) -> Expr {
+    let mut filter = col("timestamp").gt_eq(ts_lit(from_ms));
+    if let Some(to) = to_ms {
+        filter = filter.and(col("timestamp").lt_eq(ts_lit(to)));
+    }
+    if !services.is_empty() {
+        filter = filter
+            .and(col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false));
+    }
+    filter
 }
 
 /// The expression reading a dot path: its column, or `di_field` over the JSON.
@@ -442,6 +464,8 @@ pub struct Insights {
     listings: Arc<Mutex<HashMap<String, Listing>>>,
     /// The query states without and with late rows (see [`Insights::config`]).
     states: Arc<[SessionState; 2]>,
+    /// The context direct scans run in (made once: it copies the configuration).
+    direct_task: Arc<TaskContext>,
 }
 
 impl Insights {
@@ -458,11 +482,13 @@ impl Insights {
             Self::query_state(&runtime, false),
             Self::query_state(&runtime, true),
         ]);
+        let direct_task = Arc::new(TaskContext::from(&states[0]));
         Insights {
             storage,
             runtime,
             listings: Arc::default(),
             states,
+            direct_task,
         }
     }
 
@@ -581,15 +607,11 @@ impl Insights {
         let Some(table) = self.table(&files)? else {
             return Ok(None);
         };
-        let mut filter = col("timestamp").gt_eq(ts_lit(from_ms));
-        if !services.is_empty() {
-            filter = filter.and(
-                col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false),
-            );
-        }
         let state = self.states[usize::from(late_rows)].clone();
         let plan = LogicalPlanBuilder::scan("events", provider_as_source(table), None)?.build()?;
-        Ok(Some(DataFrame::new(state, plan).filter(filter)?))
+        Ok(Some(
+            DataFrame::new(state, plan).filter(range_filter(from_ms, None, services))?,
+        ))
     }
 
     /// The rows a request selects (time range, services, search term), or None if the
@@ -600,11 +622,8 @@ impl Insights {
         q: &EventQuery,
         late_rows: bool,
     ) -> Result<Option<DataFrame>, InsightsError> {
-        // Without an end, up to tomorrow (clocks drift; nothing is dated later).
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let end = q.end_ms.unwrap_or(now_ms + 86_400_000);
         let Some(mut df) = self
-            .scan(org, (q.start_ms, end), &q.services, late_rows)
+            .scan(org, (q.start_ms, q.last_ms()), &q.services, late_rows)
             .await?
         else {
             return Ok(None);
@@ -616,6 +635,32 @@ impl Insights {
             df = df.filter(term_expr(t)?)?;
         }
         Ok(Some(df))
+    }
+
+    /// A request's rows as a direct scan (see [`crate::scan`]) that also reads the
+    /// columns of `also`, or None if the organization has no files in the range.
+    async fn direct(
+        &self,
+        org: &str,
+        q: &EventQuery,
+        also: &[&Expr],
+    ) -> Result<Option<Scan>, InsightsError> {
+        let files = self.files(org, Some((q.start_ms, q.last_ms()))).await?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut filter = range_filter(q.start_ms, q.end_ms, &q.services);
+        if let Some(t) = &q.search_term {
+            filter = filter.and(term_expr(t)?);
+        }
+        Ok(Some(Scan::new(
+            &self.storage,
+            &self.states[0],
+            &self.direct_task,
+            &files,
+            filter,
+            also,
+        )?))
     }
 
     /// One page of events, each as JSON text (the stored text itself unless `fields`
@@ -695,13 +740,20 @@ impl Insights {
     }
 
     pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
-        match self.selected(org, q, false).await? {
-            None => Ok(0),
-            Some(df) => Ok(df.count().await? as u64),
-        }
+        let Some(scan) = self.direct(org, q, &[]).await? else {
+            return Ok(0);
+        };
+        let counts = scan
+            .fold(|n: &mut u64, _, kept| {
+                *n += kept.true_count() as u64;
+                Ok(())
+            })
+            .await?;
+        Ok(counts.into_iter().sum())
     }
 
-    /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first.
+    /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first
+    /// (ties by value).
     pub async fn distinct(
         &self,
         org: &str,
@@ -712,40 +764,29 @@ impl Insights {
             InsightsError::BadRequest { message, .. } => InsightsError::bad("field", message),
             other => other,
         })?;
-        let size = q.limit;
-        let Some(df) = self.selected(org, q, false).await? else {
+        let Some(scan) = self.direct(org, q, &[&key]).await? else {
             return Ok(
                 json!({"buckets": [], "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0}),
             );
         };
-        let batches = df
-            .filter(key.clone().is_not_null())?
-            .aggregate(
-                vec![key.alias("key")],
-                vec![count(lit(1)).alias("doc_count")],
-            )?
-            .sort(vec![
-                col("doc_count").sort(false, false),
-                col("key").sort(true, false),
-            ])?
-            .collect()
+        let key = scan.expr(key)?;
+        let tallies = scan
+            .fold(move |tally: &mut Tally, batch, kept| {
+                let keys = key.evaluate(batch)?.into_array(batch.num_rows())?;
+                tally.add(&keys, kept)
+            })
             .await?;
+        let mut all = Tally::default();
+        for t in tallies {
+            all.merge(t);
+        }
         let mut buckets = Vec::new();
         let mut other = 0i64;
-        for b in &batches {
-            let counts = b
-                .column(1)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| InsightsError::Internal("count column".into()))?;
-            let keys = plain(b.column(0))?;
-            for i in 0..b.num_rows() {
-                let k = cell(&keys, i);
-                if buckets.len() < size {
-                    buckets.push(json!({"key": k, "doc_count": counts.value(i)}));
-                } else {
-                    other += counts.value(i);
-                }
+        for (i, (key, n)) in all.ranked().into_iter().enumerate() {
+            if i < q.limit {
+                buckets.push(json!({"key": key, "doc_count": n}));
+            } else {
+                other += n;
             }
         }
         Ok(
@@ -784,42 +825,149 @@ impl Insights {
         } else {
             -offset
         };
-        let Some(df) = self.selected(org, q, false).await? else {
+        let timestamp = col("timestamp");
+        let Some(scan) = self.direct(org, q, &[&timestamp]).await? else {
             return Ok(json!({"buckets": []}));
         };
-        let epoch_ms = Expr::Cast(datafusion::logical_expr::Cast::new(
-            Box::new(col("timestamp")),
-            DataType::Int64,
-        ));
-        let bucket = ((epoch_ms - lit(origin)) / lit(stride)) * lit(stride) + lit(origin);
-        let batches = df
-            .aggregate(
-                vec![bucket.alias("key")],
-                vec![count(lit(1)).alias("doc_count")],
-            )?
-            .sort(vec![col("key").sort(true, false)])?
-            .collect()
+        let timestamp = scan.expr(timestamp)?;
+        let per_group = scan
+            .fold(move |counts: &mut BTreeMap<i64, i64>, batch, kept| {
+                let times = timestamp.evaluate(batch)?.into_array(batch.num_rows())?;
+                let times = times
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .ok_or_else(|| InsightsError::Internal("timestamp column".into()))?;
+                // Files are sorted by time: count runs of one bucket, not rows.
+                let mut run: Option<(i64, i64)> = None;
+                for i in kept.values().set_indices() {
+                    if times.is_null(i) {
+                        continue;
+                    }
+                    let bucket = (times.value(i) - origin).div_euclid(stride) * stride + origin;
+                    match &mut run {
+                        Some((b, n)) if *b == bucket => *n += 1,
+                        _ => {
+                            if let Some((b, n)) = run.replace((bucket, 1)) {
+                                *counts.entry(b).or_default() += n;
+                            }
+                        }
+                    }
+                }
+                if let Some((b, n)) = run {
+                    *counts.entry(b).or_default() += n;
+                }
+                Ok(())
+            })
             .await?;
-        let mut buckets = Vec::new();
-        for b in &batches {
-            let keys = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| InsightsError::Internal("key column".into()))?;
-            let counts = b
-                .column(1)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| InsightsError::Internal("count column".into()))?;
-            for i in 0..b.num_rows() {
-                let k = keys.value(i);
-                buckets.push(
-                    json!({"key": k, "key_as_string": format_ms(k), "doc_count": counts.value(i)}),
-                );
+        let mut counts = BTreeMap::new();
+        for group in per_group {
+            for (k, n) in group {
+                *counts.entry(k).or_insert(0i64) += n;
             }
         }
+        let buckets: Vec<Value> = counts
+            .into_iter()
+            .map(|(k, n)| json!({"key": k, "key_as_string": format_ms(k), "doc_count": n}))
+            .collect();
         Ok(json!({"buckets": buckets}))
+    }
+}
+
+/// How often each value of a field occurs (a `distinct`'s counts).
+#[derive(Default)]
+struct Tally {
+    text: hashbrown::HashMap<Box<str>, i64>,
+    /// false, true.
+    bools: [i64; 2],
+}
+
+impl Tally {
+    /// Counts the non-null `keys` of the rows `kept` keeps.
+    fn add(&mut self, keys: &ArrayRef, kept: &BooleanArray) -> Result<(), InsightsError> {
+        let rows = kept.values().set_indices();
+        match keys.data_type() {
+            DataType::Dictionary(k, _) if **k == DataType::Int32 => {
+                // Count dictionary entries first: one hash lookup per distinct value.
+                let dict = keys.as_dictionary::<Int32Type>();
+                let mut per_entry = vec![0i64; dict.values().len()];
+                let codes = dict.keys();
+                for i in rows {
+                    if codes.is_valid(i) {
+                        per_entry[codes.value(i) as usize] += 1;
+                    }
+                }
+                let values = plain(dict.values())?;
+                let values = values.as_string::<i32>();
+                for (entry, n) in per_entry.into_iter().enumerate() {
+                    if n > 0 && values.is_valid(entry) {
+                        self.add_text(values.value(entry), n);
+                    }
+                }
+            }
+            DataType::Utf8View => {
+                let keys = keys.as_string_view();
+                for i in rows {
+                    if keys.is_valid(i) {
+                        self.add_text(keys.value(i), 1);
+                    }
+                }
+            }
+            DataType::Boolean => {
+                let keys = keys.as_boolean();
+                for i in rows {
+                    if keys.is_valid(i) {
+                        self.bools[usize::from(keys.value(i))] += 1;
+                    }
+                }
+            }
+            _ => {
+                let keys = arrow::compute::cast(keys, &DataType::Utf8)
+                    .map_err(|e| InsightsError::Internal(e.to_string()))?;
+                let keys = keys.as_string::<i32>();
+                for i in rows {
+                    if keys.is_valid(i) {
+                        self.add_text(keys.value(i), 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_text(&mut self, key: &str, n: i64) {
+        match self.text.get_mut(key) {
+            Some(count) => *count += n,
+            None => {
+                self.text.insert(key.into(), n);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        if self.text.is_empty() {
+            self.text = other.text;
+        } else {
+            for (k, n) in other.text {
+                *self.text.entry(k).or_insert(0) += n;
+            }
+        }
+        self.bools[0] += other.bools[0];
+        self.bools[1] += other.bools[1];
+    }
+
+    /// The values and their counts, most frequent first, ties by value.
+    fn ranked(self) -> Vec<(Value, i64)> {
+        let mut text: Vec<(Box<str>, i64)> = self.text.into_iter().collect();
+        text.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut bools: Vec<(bool, i64)> = [(false, self.bools[0]), (true, self.bools[1])]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        bools.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        text.into_iter()
+            .map(|(k, n)| (Value::String(k.into()), n))
+            .chain(bools.into_iter().map(|(k, n)| (Value::Bool(k), n)))
+            .collect()
     }
 }
 
@@ -831,20 +979,6 @@ fn plain(a: &ArrayRef) -> Result<ArrayRef, InsightsError> {
             .map_err(|e| InsightsError::Internal(e.to_string())),
         _ => Ok(a.clone()),
     }
-}
-
-/// A cell as JSON (text, boolean, or null).
-fn cell(a: &dyn Array, row: usize) -> Value {
-    if a.is_null(row) {
-        return Value::Null;
-    }
-    if let Some(s) = a.as_any().downcast_ref::<StringArray>() {
-        return json!(s.value(row));
-    }
-    if let Some(s) = a.as_any().downcast_ref::<BooleanArray>() {
-        return json!(s.value(row));
-    }
-    Value::Null
 }
 
 /// The event with only the fields asked for (dot paths keep their parents' shape).
@@ -932,5 +1066,274 @@ impl Insights {
         orgs.sort();
         orgs.dedup();
         Ok(orgs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use castellan_domain::envelope::{Actor, ActorKind, Envelope, StreamId};
+    use castellan_domain::ObjectId;
+    use datafusion::functions_aggregate::expr_fn::count;
+
+    use crate::parquet_file::encode;
+    use crate::schema::to_batch;
+
+    const HOUR: i64 = 3_600_000;
+    /// 2025-10-30T00:00:00Z.
+    const DAY0: i64 = 1_761_782_400_000;
+
+    /// A varied event: four services, success true/false/absent, usernames some
+    /// repeated and some absent, an `nas_mfa_state` (no column) on some, capitals.
+    fn event(org: ObjectId, i: u64, at_ms: i64) -> Envelope {
+        let service = ["ldap", "radius", "sso", "directory"][(i % 4) as usize];
+        let mut payload = serde_json::Map::new();
+        match i % 3 {
+            0 => payload.insert("success".into(), json!(true)),
+            1 => payload.insert("success".into(), json!(false)),
+            _ => None,
+        };
+        if !i.is_multiple_of(5) {
+            payload.insert("username".into(), json!(format!("User{}", i % 7)));
+        }
+        if i.is_multiple_of(2) {
+            payload.insert(
+                "nas_mfa_state".into(),
+                json!(["ok", "CHALLENGE"][(i % 4 / 2) as usize]),
+            );
+        }
+        payload.insert("mfa".into(), json!(i.is_multiple_of(6)));
+        Envelope {
+            event_id: castellan_domain::ids::new_event_id(),
+            org_id: org,
+            stream: if service == "directory" {
+                StreamId::aggregate("user", i)
+            } else {
+                StreamId::Auth {
+                    service: service.into(),
+                }
+            },
+            stream_version: 1,
+            position: i,
+            event_type: ["user_login_attempt", "user_update", "ldap_bind"][(i % 3) as usize].into(),
+            schema_version: 1,
+            occurred_at: OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
+                .expect("a time"),
+            actor: Actor {
+                kind: [ActorKind::User, ActorKind::Admin, ActorKind::System][(i % 3) as usize],
+                id: Some(format!("a{}", i % 4)),
+                email: None,
+            },
+            client_ip: Some(format!("10.0.0.{}", i % 9)),
+            user_agent: None,
+            correlation_id: None,
+            commit_id: uuid::Uuid::now_v7(),
+            payload: Value::Object(payload),
+        }
+    }
+
+    /// Four day files for `org` (one of them after the queries' ranges) and one for
+    /// another organization, every event of which would match every query.
+    async fn files(storage: &Storage, org: ObjectId, other: ObjectId) {
+        let mut position = 1;
+        for (day, n) in [(0i64, 500u64), (1, 300), (2, 1), (5, 50)] {
+            let from = position;
+            let events: Vec<Envelope> = (0..n)
+                .map(|k| {
+                    event(
+                        org,
+                        from + k,
+                        DAY0 + day * 24 * HOUR + (k as i64 * 997_331) % (24 * HOUR),
+                    )
+                })
+                .collect();
+            position += n;
+            let key = DataFile::key_for(
+                &org.to_string(),
+                &date_of_ms(DAY0 + day * 24 * HOUR),
+                from,
+                position - 1,
+            );
+            let bytes = encode(&[to_batch(&events).expect("batch")]).expect("file");
+            storage.put_durable(&key, bytes).await.expect("put");
+        }
+        let events: Vec<Envelope> = (0..400)
+            .map(|k| event(other, position + k, DAY0 + k as i64 * 60_000))
+            .collect();
+        let key = DataFile::key_for(
+            &other.to_string(),
+            &date_of_ms(DAY0),
+            position,
+            position + 399,
+        );
+        let bytes = encode(&[to_batch(&events).expect("batch")]).expect("file");
+        storage.put_durable(&key, bytes).await.expect("put");
+        storage
+            .set_checkpoint(position + 399)
+            .await
+            .expect("checkpoint");
+    }
+
+    /// What DataFusion's planners answer, through the logical plan (the path the
+    /// aggregations took before they scanned directly).
+    async fn planned_count(ins: &Insights, org: &str, q: &EventQuery) -> u64 {
+        match ins.selected(org, q, false).await.expect("selected") {
+            None => 0,
+            Some(df) => df.count().await.expect("count") as u64,
+        }
+    }
+
+    async fn planned_groups(
+        ins: &Insights,
+        org: &str,
+        q: &EventQuery,
+        key: Expr,
+    ) -> Vec<(Value, i64)> {
+        let Some(df) = ins.selected(org, q, false).await.expect("selected") else {
+            return Vec::new();
+        };
+        let batches = df
+            .filter(key.clone().is_not_null())
+            .and_then(|df| df.aggregate(vec![key.alias("key")], vec![count(lit(1)).alias("n")]))
+            .and_then(|df| {
+                df.sort(vec![
+                    col("n").sort(false, false),
+                    col("key").sort(true, false),
+                ])
+            })
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let mut out = Vec::new();
+        for b in &batches {
+            let keys = plain(b.column(0)).expect("keys");
+            let counts = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..b.num_rows() {
+                let key = if let Some(s) = keys.as_any().downcast_ref::<StringArray>() {
+                    json!(s.value(i))
+                } else {
+                    json!(keys.as_boolean().value(i))
+                };
+                out.push((key, counts.value(i)));
+            }
+        }
+        out
+    }
+
+    /// The direct scans give the planners' answers: counts, every distinct field kind
+    /// (dictionary, string view, boolean, a field read from the JSON), intervals of
+    /// each unit with time zones, over several files scanned at once, with search
+    /// terms of each shape, and nothing of another organization.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_scans_answer_what_the_planners_answer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = Storage::local(dir.path()).expect("storage");
+        let (org, other) = (ObjectId::generate(1), ObjectId::generate(2));
+        files(&storage, org, other).await;
+        let ins = Insights::new(storage);
+        let org = org.to_string();
+        let at = |ms: i64| format_ms(ms);
+        let bodies = [
+            json!({"service": ["all"], "start_time": at(DAY0)}),
+            json!({"service": ["all"], "start_time": at(DAY0 + 5 * HOUR), "end_time": at(DAY0 + 30 * HOUR)}),
+            json!({"service": ["ldap", "sso"], "start_time": at(DAY0), "end_time": at(DAY0 + 72 * HOUR),
+                "search_term": {"and": [{"success": false}]}}),
+            json!({"service": ["radius"], "start_time": at(DAY0), "end_time": at(DAY0 + 72 * HOUR),
+                "search_term": {"or": [{"username": ["user1", "USER3"]}, {"nas_mfa_state": "challenge"}]}}),
+            json!({"service": ["all"], "start_time": at(DAY0 + HOUR), "end_time": at(DAY0 + 50 * HOUR),
+                "search_term": {"not": [{"success": true}, {"initiated_by.type": "admin"}]}}),
+            json!({"service": ["all"], "start_time": at(DAY0), "end_time": at(DAY0 + 72 * HOUR),
+                "search_term": {"and": [{"mfa": "true"}, {"or": [{"service": "directory"}, {"client_ip": "10.0.0.3"}]}]}}),
+            json!({"service": ["mdm"], "start_time": at(DAY0)}),
+            json!({"service": ["all"], "start_time": at(DAY0 + 10 * 24 * HOUR)}),
+        ];
+        let mut nonzero = 0;
+        for body in &bodies {
+            let q = EventQuery::parse(body).expect("query");
+            let n = ins.count(&org, &q).await.expect("count");
+            assert_eq!(n, planned_count(&ins, &org, &q).await, "count of {body}");
+            nonzero += usize::from(n > 0);
+            for field in [
+                "username",
+                "service",
+                "success",
+                "nas_mfa_state",
+                "initiated_by.type",
+                "client_ip",
+            ] {
+                let mut q = q.clone();
+                q.limit = 3;
+                let got = ins.distinct(&org, &q, field).await.expect("distinct");
+                let want = planned_groups(&ins, &org, &q, field_expr(field).expect("field")).await;
+                let top: Vec<Value> = want
+                    .iter()
+                    .take(3)
+                    .map(|(k, n)| json!({"key": k, "doc_count": n}))
+                    .collect();
+                let other: i64 = want.iter().skip(3).map(|(_, n)| n).sum();
+                assert_eq!(got["buckets"], json!(top), "distinct {field} of {body}");
+                assert_eq!(
+                    got["sum_other_doc_count"],
+                    json!(other),
+                    "distinct {field} of {body}"
+                );
+            }
+            for (unit, value, tz) in [
+                ("h", 1, 0),
+                ("h", 5, 330),
+                ("d", 1, -300),
+                ("w", 1, 60),
+                ("m", 7, 0),
+            ] {
+                let got = ins
+                    .interval(&org, &q, unit, value, tz)
+                    .await
+                    .expect("interval");
+                let stride = match unit {
+                    "m" => 60_000,
+                    "h" => HOUR,
+                    "d" => 24 * HOUR,
+                    _ => 7 * 24 * HOUR,
+                } * value as i64;
+                let origin = if unit == "w" {
+                    4 * 24 * HOUR - tz as i64 * 60_000
+                } else {
+                    -(tz as i64) * 60_000
+                };
+                let epoch = Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col("timestamp")),
+                    DataType::Int64,
+                ));
+                let bucket = ((epoch - lit(origin)) / lit(stride)) * lit(stride) + lit(origin);
+                let mut want: Vec<(i64, i64)> = planned_groups(&ins, &org, &q, cast_text(bucket))
+                    .await
+                    .into_iter()
+                    .map(|(k, n)| (k.as_str().expect("text").parse().expect("ms"), n))
+                    .collect();
+                want.sort();
+                let want: Vec<Value> = want
+                    .into_iter()
+                    .map(|(k, n)| json!({"key": k, "key_as_string": format_ms(k), "doc_count": n}))
+                    .collect();
+                assert_eq!(
+                    got["buckets"],
+                    json!(want),
+                    "interval {unit}{value} tz {tz} of {body}"
+                );
+            }
+        }
+        assert!(nonzero >= 5, "the queries select rows");
+        // The other organization's file holds 400 events of the first day.
+        let q = EventQuery::parse(&json!({"service": ["all"], "start_time": at(DAY0), "end_time": at(DAY0 + 24 * HOUR - 1)})).expect("query");
+        assert_eq!(ins.count(&org, &q).await.expect("count"), 500);
+    }
+
+    fn cast_text(e: Expr) -> Expr {
+        Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(e),
+            DataType::Utf8,
+        ))
     }
 }

@@ -184,7 +184,8 @@ impl Storage {
         &self.scheme_root
     }
 
-    fn path(&self, key: &str) -> Path {
+    /// Where a key is in the object store.
+    pub fn location(&self, key: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(key)
         } else {
@@ -194,13 +195,13 @@ impl Storage {
 
     /// The URL DataFusion reads a key at.
     pub fn url(&self, key: &str) -> String {
-        format!("{}/{}", self.scheme_root, self.path(key))
+        format!("{}/{}", self.scheme_root, self.location(key))
     }
 
     /// Writes an object durably: acknowledged by S3, or fsynced (file and directory).
     pub async fn put_durable(&self, key: &str, bytes: Bytes) -> Result<(), InsightsError> {
         self.store
-            .put(&self.path(key), PutPayload::from(bytes))
+            .put(&self.location(key), PutPayload::from(bytes))
             .await
             .map_err(|e| InsightsError::Storage(format!("put {key}: {e}")))?;
         if let Some(root) = &self.local_root {
@@ -220,7 +221,7 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, InsightsError> {
-        match self.store.get(&self.path(key)).await {
+        match self.store.get(&self.location(key)).await {
             Ok(r) => {
                 Ok(Some(r.bytes().await.map_err(|e| {
                     InsightsError::Storage(format!("get {key}: {e}"))
@@ -232,7 +233,7 @@ impl Storage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), InsightsError> {
-        match self.store.delete(&self.path(key)).await {
+        match self.store.delete(&self.location(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(InsightsError::Storage(format!("delete {key}: {e}"))),
         }
@@ -288,7 +289,7 @@ impl Storage {
             Some(o) => format!("org={o}/"),
             None => String::new(),
         };
-        let base = self.path(&key_prefix);
+        let base = self.location(&key_prefix);
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {

@@ -498,7 +498,12 @@ async fn a_day_is_merged_an_hour_after_it_ends() {
         let m = Materializer::new(log.clone(), storage.clone(), MaterializerConfig::default());
         m.recover().await.unwrap();
         m.compact_at(at(midnight) + 30 * 60_000).await.unwrap();
-        assert_eq!(files(&storage).await, before, "{} is not finished yet", days[0]);
+        assert_eq!(
+            files(&storage).await,
+            before,
+            "{} is not finished yet",
+            days[0]
+        );
         m.compact_at(at(midnight) + 90 * 60_000).await.unwrap();
         let day = days[1][8..].parse().unwrap();
         assert_eq!(

@@ -10,13 +10,15 @@
 //! - [`materializer`]: the projection that writes the files, exactly once, and
 //!   compacts small ones.
 //! - [`query`]: the Directory Insights queries (events, count, distinct, interval).
-//! - [`scan`]: the aggregations' scans, built as physical plans directly.
+//! - [`scan`]: their scans, built as physical plans directly.
+//! - [`page`]: the first rows of an event page, kept as batches stream by.
 //! - [`sql`]: read-only SQL for admins over their organization's events.
 //! - [`udf`]: `di_field(event, 'a.b')`, a field of the event JSON (for fields without
 //!   a column).
 
 pub mod event;
 pub mod materializer;
+mod page;
 pub mod parquet_file;
 pub mod query;
 pub mod row_writer;

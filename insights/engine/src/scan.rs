@@ -1,5 +1,5 @@
 //! Scans built as DataFusion physical plans directly, for the Directory Insights
-//! aggregations (count, distinct, interval).
+//! queries (events, count, distinct, interval).
 //!
 //! Their shape never changes (some files, one filter, a few columns, a fold), so
 //! going through a logical plan, the optimizer and the physical planner for each
@@ -7,7 +7,7 @@
 //! Here the filter is coerced and simplified once (as the optimizer would), handed to
 //! the Parquet scan to prune row groups and pages, and evaluated batch by batch by
 //! the caller's fold, on each file group concurrently. File sizes come from our own
-//! listing, so no file is looked up before it is read. Admin SQL and event pages keep
+//! listing, so no file is looked up before it is read. Admin SQL and exports keep
 //! the full DataFusion path.
 
 use std::sync::Arc;
@@ -39,24 +39,26 @@ const GROUPS: usize = 2;
 /// A filtered scan of some files, ready to run.
 pub(crate) struct Scan {
     exec: Arc<dyn ExecutionPlan>,
-    /// The scanned columns, as expressions are built over them.
-    columns: DFSchema,
     filter: Arc<dyn PhysicalExpr>,
-    state: SessionState,
+    /// The expressions `also` of [`Scan::new`], over the scanned columns.
+    pub(crate) also: Vec<Arc<dyn PhysicalExpr>>,
     task: Arc<TaskContext>,
 }
 
 impl Scan {
     /// A scan of `files` keeping the rows where `filter` is true, reading the columns
-    /// the filter and `also` refer to. `state` coerces expressions (with
-    /// `pushdown_filters` off: rows are filtered by the fold, not inside the scan).
+    /// the filter and `also` refer to. `state` coerces expressions. `late_rows`: the
+    /// scan filters rows itself and decodes the other columns only for the rows kept
+    /// (worth it for the event JSON; not for a few small columns, which decode whole
+    /// faster than a row selection). The filter is evaluated again either way, so
+    /// a conjunct the scan could not take still holds.
     pub(crate) fn new(
         storage: &Storage,
         state: &SessionState,
         task: &Arc<TaskContext>,
         files: &[DataFile],
-        filter: Expr,
-        also: &[&Expr],
+        (filter, also): (Expr, &[&Expr]),
+        late_rows: bool,
     ) -> Result<Scan, InsightsError> {
         let table = read_schema();
         let table_columns = DFSchema::try_from(table.clone())?;
@@ -75,7 +77,7 @@ impl Scan {
         let mut options = TableParquetOptions::default();
         // The files have no bloom filters: none is looked for (see `Insights::table`).
         options.global.bloom_filter_on_read = false;
-        options.global.pushdown_filters = false;
+        options.global.pushdown_filters = late_rows;
         let pruning = physical(state, &filter, &table_columns)?;
         let store = storage.object_store();
         let footers = task.runtime_env().cache_manager.get_file_metadata_cache();
@@ -93,19 +95,32 @@ impl Scan {
         .with_projection_indices(Some(used))?
         .build();
         let filter = physical(state, &filter, &columns)?;
+        let also = also
+            .iter()
+            .map(|e| physical(state, &coerced(state, (*e).clone(), &columns)?, &columns))
+            .collect::<Result<_, _>>()?;
         Ok(Scan {
             exec: DataSourceExec::from_data_source(config),
-            columns,
             filter,
-            state: state.clone(),
+            also,
             task: task.clone(),
         })
     }
 
-    /// An expression over the scanned columns (coerced as the filter is).
-    pub(crate) fn expr(&self, e: Expr) -> Result<Arc<dyn PhysicalExpr>, InsightsError> {
-        let e = coerced(&self.state, e, &self.columns)?;
-        physical(&self.state, &e, &self.columns)
+    /// Calls `step` with every batch and the rows the filter keeps, in file order,
+    /// one file group after the other, on this task.
+    pub(crate) async fn for_each<F>(&self, mut step: F) -> Result<(), InsightsError>
+    where
+        F: FnMut(&RecordBatch, &BooleanArray) -> Result<(), InsightsError>,
+    {
+        for partition in 0..self.exec.properties().partitioning.partition_count() {
+            let mut stream = self.exec.execute(partition, self.task.clone())?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                with_kept(&self.filter, &batch, &mut step)?;
+            }
+        }
+        Ok(())
     }
 
     /// Folds every batch with the rows the filter keeps (a mask without nulls), each
@@ -129,18 +144,7 @@ impl Scan {
                 let mut acc = A::default();
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
-                    let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
-                    let mask = mask
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .ok_or_else(|| InsightsError::Internal("filter is not boolean".into()))?;
-                    // A filter that is null for a row does not keep it.
-                    if mask.null_count() > 0 {
-                        let mask = arrow::compute::prep_null_mask_filter(mask);
-                        step(&mut acc, &batch, &mask)?;
-                    } else {
-                        step(&mut acc, &batch, mask)?;
-                    }
+                    with_kept(&filter, &batch, |batch, kept| step(&mut acc, batch, kept))?;
                 }
                 Ok::<A, InsightsError>(acc)
             });
@@ -150,6 +154,28 @@ impl Scan {
             out.push(done.map_err(|e| InsightsError::Internal(format!("scan task: {e}")))??);
         }
         Ok(out)
+    }
+}
+
+/// Calls `step` with the batch and the rows `filter` keeps (a mask without nulls).
+fn with_kept<F>(
+    filter: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+    mut step: F,
+) -> Result<(), InsightsError>
+where
+    F: FnMut(&RecordBatch, &BooleanArray) -> Result<(), InsightsError>,
+{
+    let mask = filter.evaluate(batch)?.into_array(batch.num_rows())?;
+    let mask = mask
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| InsightsError::Internal("filter is not boolean".into()))?;
+    // A filter that is null for a row does not keep it.
+    if mask.null_count() > 0 {
+        step(batch, &arrow::compute::prep_null_mask_filter(mask))
+    } else {
+        step(batch, mask)
     }
 }
 

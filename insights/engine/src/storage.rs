@@ -85,6 +85,28 @@ impl DataFile {
         self.date.get(..7).unwrap_or(&self.date)
     }
 
+    /// The times its events can have, `[start, end)` in epoch milliseconds: files are
+    /// partitioned by the events' own dates, so its day, or its month's days up to
+    /// the last it holds. A name that is not a date bounds nothing.
+    pub fn time_bounds(&self) -> (i64, i64) {
+        let midnight = |date: &str| -> Option<i64> {
+            let d = time::Date::parse(
+                date,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            Some((d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        };
+        const DAY: i64 = 86_400_000;
+        let bounds = if self.is_month() {
+            midnight(&format!("{}-01", self.date))
+                .map(|start| (start, start + i64::from(self.last_day.min(31)) * DAY))
+        } else {
+            midnight(&self.date).map(|start| (start, start + DAY))
+        };
+        bounds.unwrap_or((i64::MIN, i64::MAX))
+    }
+
     /// Whether the file holds days in `[first, last]` (dates as `YYYY-MM-DD`).
     pub fn has_dates_in(&self, first: &str, last: &str) -> bool {
         if !self.is_month() {

@@ -646,6 +646,83 @@ impl Insights {
         )?))
     }
 
+    /// Runs a query; when it fails and a file of the listing it used is gone (a
+    /// compaction counts its round, then deletes the files its merged file replaces,
+    /// and a query may have listed just before), lists again and runs it once more.
+    /// The files are looked for only then: the reader's error names the file only in
+    /// its text.
+    async fn relisting<T, Run, Fut>(&self, org: &str, run: Run) -> Result<T, InsightsError>
+    where
+        Run: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, InsightsError>>,
+    {
+        let failed = match run().await {
+            Err(InsightsError::Internal(e)) => e,
+            done => return done,
+        };
+        let listed = self
+            .listings
+            .lock()
+            .expect("listings lock")
+            .get(org)
+            .map(|(_, files)| files.clone());
+        let there: std::collections::HashSet<String> = self
+            .storage
+            .list(Some(org))
+            .await?
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
+        if !listed.is_some_and(|files| files.iter().any(|f| !there.contains(&f.key))) {
+            return Err(InsightsError::Internal(failed));
+        }
+        tracing::debug!(error = %failed, "insights: a listed file is gone; listing again");
+        self.listings.lock().expect("listings lock").remove(org);
+        run().await
+    }
+
+    /// One page of events (see [`Insights::events_once`]) and the `X-Search_after`
+    /// array.
+    pub async fn events(
+        &self,
+        org: &str,
+        q: &EventQuery,
+    ) -> Result<(Vec<String>, Value), InsightsError> {
+        self.relisting(org, || self.events_once(org, q)).await
+    }
+
+    pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
+        self.relisting(org, || self.count_once(org, q)).await
+    }
+
+    /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first
+    /// (ties by value).
+    pub async fn distinct(
+        &self,
+        org: &str,
+        q: &EventQuery,
+        field: &str,
+    ) -> Result<Value, InsightsError> {
+        self.relisting(org, || self.distinct_once(org, q, field))
+            .await
+    }
+
+    /// `{"buckets": [{key (epoch ms), key_as_string, doc_count}]}` per interval of
+    /// `value` `unit`s (s, m, h, d, w), starting at local midnight.
+    pub async fn interval(
+        &self,
+        org: &str,
+        q: &EventQuery,
+        unit: &str,
+        value: u32,
+        tz_offset_minutes: i32,
+    ) -> Result<Value, InsightsError> {
+        self.relisting(org, || {
+            self.interval_once(org, q, unit, value, tz_offset_minutes)
+        })
+        .await
+    }
+
     /// One page of events, each as JSON text (the stored text itself unless `fields`
     /// picks from it: a page is not parsed only to be written again); the second
     /// value is the `X-Search_after` array.
@@ -654,7 +731,7 @@ impl Insights {
     /// its date, see [`DataFile::time_bounds`]), filtering rows inside the scan so
     /// the event JSON is decoded only for matching rows, and reading stops at the
     /// first file that cannot hold a row better than the page's worst.
-    pub async fn events(
+    async fn events_once(
         &self,
         org: &str,
         q: &EventQuery,
@@ -730,7 +807,7 @@ impl Insights {
         Ok((out, next))
     }
 
-    pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
+    async fn count_once(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
         let Some(scan) = self.direct(org, q, &[]).await? else {
             return Ok(0);
         };
@@ -745,7 +822,7 @@ impl Insights {
 
     /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first
     /// (ties by value).
-    pub async fn distinct(
+    async fn distinct_once(
         &self,
         org: &str,
         q: &EventQuery,
@@ -786,7 +863,7 @@ impl Insights {
     }
 
     /// `{"buckets": [{key (epoch ms), key_as_string, doc_count}]}` per interval.
-    pub async fn interval(
+    async fn interval_once(
         &self,
         org: &str,
         q: &EventQuery,
@@ -1538,5 +1615,51 @@ mod tests {
             }
         }
         assert!(pages > 20, "the pages hold events");
+    }
+
+    /// A file removed after the listing was taken (as a compaction removes the files
+    /// it merged) fails a read, and each query lists again and answers from the
+    /// files there are, as a query that listed afterwards does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_lists_again_when_a_listed_file_is_gone() {
+        let q = EventQuery::parse(
+            &json!({"service": ["all"], "start_time": format_ms(DAY0), "limit": 10_000}),
+        )
+        .expect("query");
+        for kind in ["count", "events", "distinct", "interval"] {
+            let dir = tempfile::tempdir().expect("dir");
+            let storage = Storage::local(dir.path()).expect("storage");
+            let (org, other) = (ObjectId::generate(1), ObjectId::generate(2));
+            files(&storage, org, other).await;
+            let org = org.to_string();
+            let ins = Insights::new(storage.clone());
+            let listed = ins.files(&org, None).await.expect("listing");
+            let gone = listed
+                .iter()
+                .find(|f| f.date == date_of_ms(DAY0 + 5 * 24 * HOUR))
+                .expect("day 5");
+            std::fs::remove_file(dir.path().join(&gone.key)).expect("remove");
+            let answer = |ins: Insights| {
+                let (org, q) = (org.clone(), q.clone());
+                async move {
+                    match kind {
+                        "count" => ins.count(&org, &q).await.map(|n| json!(n)),
+                        "events" => ins.events(&org, &q).await.map(|p| json!(p)),
+                        "distinct" => ins.distinct(&org, &q, "username").await,
+                        _ => ins.interval(&org, &q, "h", 1, 0).await,
+                    }
+                }
+            };
+            if kind == "count" {
+                let once = ins.count_once(&org, &q).await;
+                assert!(matches!(once, Err(InsightsError::Internal(_))), "{once:?}");
+            }
+            let got = answer(ins).await.expect(kind);
+            let fresh = answer(Insights::new(storage)).await.expect(kind);
+            assert_eq!(got, fresh, "{kind}");
+            if kind == "count" {
+                assert_eq!(got, json!(901), "the 50 events of day 5 are gone");
+            }
+        }
     }
 }

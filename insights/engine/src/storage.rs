@@ -46,6 +46,10 @@ pub struct Storage {
     scheme_root: String,
     /// The directory on disk, for a local store (fsync).
     local_root: Option<PathBuf>,
+    /// Directories whose own entry is known to be durable (their parent was synced
+    /// after they were made), so a new `date=` directory is synced into its
+    /// organization's once, not with every file.
+    durable_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 /// One Parquet file of a partition.
@@ -167,6 +171,7 @@ impl Storage {
             prefix,
             scheme_root: "file://".into(),
             local_root: Some(abs),
+            durable_dirs: Arc::default(),
         })
     }
 
@@ -194,6 +199,7 @@ impl Storage {
             prefix: c.prefix.trim_matches('/').to_string(),
             scheme_root: format!("s3://{}", c.bucket),
             local_root: None,
+            durable_dirs: Arc::default(),
         })
     }
 
@@ -220,18 +226,37 @@ impl Storage {
         format!("{}/{}", self.scheme_root, self.location(key))
     }
 
-    /// Writes an object durably: acknowledged by S3, or fsynced (file and directory).
+    /// Writes an object durably: acknowledged by S3, or fsynced (the file, its
+    /// directory, and the parent of each directory made for it).
     pub async fn put_durable(&self, key: &str, bytes: Bytes) -> Result<(), InsightsError> {
         self.store
             .put(&self.location(key), PutPayload::from(bytes))
             .await
             .map_err(|e| InsightsError::Storage(format!("put {key}: {e}")))?;
         if let Some(root) = &self.local_root {
-            let file = root.join(key);
+            let (root, file) = (root.clone(), root.join(key));
+            let durable = self.durable_dirs.clone();
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 std::fs::File::open(&file)?.sync_all()?;
-                if let Some(dir) = file.parent() {
-                    std::fs::File::open(dir)?.sync_all()?;
+                // The file's name is in its directory; a directory the put made has
+                // its name in its parent, up to the first one known to be durable.
+                let mut dir = file.parent();
+                if let Some(d) = dir {
+                    std::fs::File::open(d)?.sync_all()?;
+                }
+                while let Some(d) = dir.filter(|d| *d != root) {
+                    if durable.lock().expect("durable dirs").contains(d) {
+                        break;
+                    }
+                    let parent = d.parent();
+                    if let Some(p) = parent {
+                        std::fs::File::open(p)?.sync_all()?;
+                    }
+                    durable
+                        .lock()
+                        .expect("durable dirs")
+                        .insert(d.to_path_buf());
+                    dir = parent;
                 }
                 Ok(())
             })

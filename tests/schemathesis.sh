@@ -31,7 +31,10 @@ key=$(awk '/API key:/ {print $3}' quickstart.log)
 [ -n "$key" ] || { cat quickstart.log; echo "castellan did not start" >&2; exit 1; }
 seed=()
 [ "${CI:-}" = true ] && seed=(--seed 20261128)
-# Rotating the API key would revoke the key this run authenticates with.
+# Rotating the API key would revoke the key this run authenticates with. The
+# "created resource not found" check is left out here: see schemathesis.toml (the
+# command line's `--checks all` outranks the file's setting).
 "$st" --config-file "$here/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
-    -H "x-api-key: $key" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
+    -H "x-api-key: $key" --checks all --exclude-checks ensure_resource_availability \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
     --exclude-path '/api/administrators/{id}/apikey' "${seed[@]}"

@@ -555,6 +555,9 @@ struct Read {
     at_head: bool,
 }
 
+/// How many reads of `read_batch` commits are converted together at most.
+const MERGED_READS: usize = 4;
+
 /// Reads the log ahead of the writer, so that reading overlaps converting and
 /// encoding: through the log's durable reader where it has one (JetStream's durable
 /// consumer, told how far the files are durable), else with `read_after`. Dropping it
@@ -585,44 +588,62 @@ impl Reader {
             };
             let mut position = after;
             loop {
-                let read_at = now_ms();
-                let read = match durable.as_mut() {
-                    Some(d) => {
-                        let mut upto = None;
-                        while let Ok(p) = processed.try_recv() {
-                            upto = Some(p);
-                        }
-                        if let Some(p) = upto {
-                            if let Err(e) = d.processed(p).await {
-                                tracing::debug!(error = %e, "insights: consumer ack failed");
+                // Reads are merged up to MERGED_READS of them (until the head): a
+                // conversion of more commits makes fewer, fuller batches per
+                // partition, which cost less to build, buffer and join (3M events,
+                // alternated: 24.0-27.1 CPU-s with 20000 commits at a time, 27.5-30.2
+                // with 5000).
+                let mut merged: Option<Read> = None;
+                let failure = loop {
+                    let read_at = now_ms();
+                    let read = match durable.as_mut() {
+                        Some(d) => {
+                            let mut upto = None;
+                            while let Ok(p) = processed.try_recv() {
+                                upto = Some(p);
                             }
+                            if let Some(p) = upto {
+                                if let Err(e) = d.processed(p).await {
+                                    tracing::debug!(error = %e, "insights: consumer ack failed");
+                                }
+                            }
+                            d.next_batch(batch).await
                         }
-                        d.next_batch(batch).await
-                    }
-                    None => log.read_after(position, batch).await,
-                };
-                let read = read.map(|commits| {
+                        None => log.read_after(position, batch).await,
+                    };
+                    let commits = match read {
+                        Ok(commits) => commits,
+                        Err(e) => break Some(e),
+                    };
                     let at_head = commits.len() < batch;
                     if let Some(c) = commits.last() {
                         position = c.position;
                     }
-                    Read {
-                        commits,
+                    let r = merged.get_or_insert_with(|| Read {
+                        commits: Vec::new(),
                         read_at,
                         at_head,
+                    });
+                    r.commits.extend(commits);
+                    // What is known of the head comes from the last read.
+                    (r.read_at, r.at_head) = (read_at, at_head);
+                    if at_head || r.commits.len() >= MERGED_READS * batch {
+                        break None;
                     }
-                });
-                // A durable reader waits at the head by itself.
-                let pause = match &read {
-                    Ok(r) if !r.at_head || durable.is_some() => None,
-                    _ => Some(Duration::from_millis(100).min(interval)),
                 };
-                let failed = read.is_err();
-                if tx.send(read).await.is_err() || failed {
+                let at_head = merged.as_ref().is_none_or(|r| r.at_head);
+                if let Some(r) = merged {
+                    if tx.send(Ok(r)).await.is_err() {
+                        return;
+                    }
+                }
+                if let Some(e) = failure {
+                    let _ = tx.send(Err(e)).await;
                     return;
                 }
-                if let Some(p) = pause {
-                    tokio::time::sleep(p).await;
+                // A durable reader waits at the head by itself.
+                if at_head && durable.is_none() {
+                    tokio::time::sleep(Duration::from_millis(100).min(interval)).await;
                 }
             }
         });

@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use crate::event::{date_of_ms, format_ms};
 use crate::page::Page;
-use crate::scan::Scan;
+use crate::scan::{Scan, ScanPlan};
 use crate::schema::{column_for, is_bool_column, read_schema};
 use crate::storage::{visible, DataFile, Storage};
 use crate::udf::di_field;
@@ -310,6 +310,22 @@ fn range_filter(from_ms: i64, to_ms: Option<i64>, services: &[String]) -> Expr {
             .and(col("service").in_list(services.iter().map(|s| lit(s.clone())).collect(), false));
     }
     filter
+}
+
+/// The rows after `search_after` in the page's order: a later time, or the same
+/// time and a later id (None without one).
+fn after_filter(q: &EventQuery) -> Option<Expr> {
+    let (ts, id) = q.search_after.as_ref()?;
+    let (ts, id) = (ts_lit(*ts), lit(id.to_lowercase()));
+    Some(if q.descending {
+        col("timestamp")
+            .lt(ts.clone())
+            .or(col("timestamp").eq(ts).and(col("id").lt(id)))
+    } else {
+        col("timestamp")
+            .gt(ts.clone())
+            .or(col("timestamp").eq(ts).and(col("id").gt(id)))
+    })
 }
 
 /// The expression reading a dot path: its column, or `di_field` over the JSON.
@@ -636,12 +652,11 @@ impl Insights {
         if files.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Scan::new(
+        let plan = ScanPlan::new(&self.states[0], Self::filter(q)?, also)?;
+        Ok(Some(plan.scan(
             &self.storage,
-            &self.states[0],
             &self.direct_task,
             &files,
-            (Self::filter(q)?, also),
             false,
         )?))
     }
@@ -727,8 +742,8 @@ impl Insights {
     /// picks from it: a page is not parsed only to be written again); the second
     /// value is the `X-Search_after` array.
     ///
-    /// Files are read one by one in the page's order (a file's events all fall in
-    /// its date, see [`DataFile::time_bounds`]), filtering rows inside the scan so
+    /// Files are read in the page's order, two at a time (a file's events all fall
+    /// in its date, see [`DataFile::time_bounds`]), filtering rows inside the scan so
     /// the event JSON is decoded only for matching rows, and reading stops at the
     /// first file that cannot hold a row better than the page's worst.
     async fn events_once(
@@ -737,17 +752,8 @@ impl Insights {
         q: &EventQuery,
     ) -> Result<(Vec<String>, Value), InsightsError> {
         let mut filter = Self::filter(q)?;
-        if let Some((ts, id)) = &q.search_after {
-            let (ts, id) = (ts_lit(*ts), lit(id.to_lowercase()));
-            filter = filter.and(if q.descending {
-                col("timestamp")
-                    .lt(ts.clone())
-                    .or(col("timestamp").eq(ts).and(col("id").lt(id)))
-            } else {
-                col("timestamp")
-                    .gt(ts.clone())
-                    .or(col("timestamp").eq(ts).and(col("id").gt(id)))
-            });
+        if let Some(after) = after_filter(q) {
+            filter = filter.and(after);
         }
         let mut files = self.files(org, Some((q.start_ms, q.last_ms()))).await?;
         if q.descending {
@@ -756,7 +762,7 @@ impl Insights {
             files.sort_by_key(|f| f.time_bounds().0);
         }
         let columns = [col("timestamp"), col("id"), col("event")];
-        let columns: Vec<&Expr> = columns.iter().collect();
+        let plan = ScanPlan::new(&self.states[1], filter, &columns.iter().collect::<Vec<_>>())?;
         let mut page = Page::new(q.skip.saturating_add(q.limit), q.descending);
         // Two files at a time (the cores), each into a page of its own.
         let mut files = files.iter();
@@ -766,12 +772,10 @@ impl Insights {
             while more && reading.len() < READ_AHEAD {
                 match files.next() {
                     Some(file) if page.could_take(file.time_bounds()) => {
-                        let scan = Scan::new(
+                        let scan = plan.scan(
                             &self.storage,
-                            &self.states[1],
                             &self.direct_task,
                             std::slice::from_ref(file),
-                            (filter.clone(), &columns),
                             true,
                         )?;
                         let own = Page::new(page.wanted, q.descending);
@@ -1329,17 +1333,8 @@ mod tests {
             let Some(mut df) = self.selected(org, q, true).await? else {
                 return Ok((Vec::new(), none()));
             };
-            if let Some((ts, id)) = &q.search_after {
-                let (ts, id) = (ts_lit(*ts), lit(id.to_lowercase()));
-                df = df.filter(if q.descending {
-                    col("timestamp")
-                        .lt(ts.clone())
-                        .or(col("timestamp").eq(ts).and(col("id").lt(id)))
-                } else {
-                    col("timestamp")
-                        .gt(ts.clone())
-                        .or(col("timestamp").eq(ts).and(col("id").gt(id)))
-                })?;
+            if let Some(after) = after_filter(q) {
+                df = df.filter(after)?;
             }
             let asc = !q.descending;
             let batches = df

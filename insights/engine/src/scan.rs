@@ -36,34 +36,29 @@ use crate::InsightsError;
 /// `target_partitions` is set for the other queries).
 const GROUPS: usize = 2;
 
-/// A filtered scan of some files, ready to run.
-pub(crate) struct Scan {
-    exec: Arc<dyn ExecutionPlan>,
+/// A filter and the expressions read beside it, made once per request: coerced,
+/// simplified and planned against the table, whatever files are scanned with it.
+pub(crate) struct ScanPlan {
+    /// The filter over the whole table, for the scan's pruning.
+    pruning: Arc<dyn PhysicalExpr>,
+    /// The filter over the scanned columns, evaluated per batch.
     filter: Arc<dyn PhysicalExpr>,
-    /// The expressions `also` of [`Scan::new`], over the scanned columns.
-    pub(crate) also: Vec<Arc<dyn PhysicalExpr>>,
-    task: Arc<TaskContext>,
+    also: Vec<Arc<dyn PhysicalExpr>>,
+    /// The table's columns the expressions use.
+    columns: Vec<usize>,
 }
 
-impl Scan {
-    /// A scan of `files` keeping the rows where `filter` is true, reading the columns
-    /// the filter and `also` refer to. `state` coerces expressions. `late_rows`: the
-    /// scan filters rows itself and decodes the other columns only for the rows kept
-    /// (worth it for the event JSON; not for a few small columns, which decode whole
-    /// faster than a row selection). The filter is evaluated again either way, so
-    /// a conjunct the scan could not take still holds.
+impl ScanPlan {
+    /// Keeps the rows where `filter` is true and reads the columns it and `also` refer
+    /// to. `state` coerces expressions.
     pub(crate) fn new(
-        storage: &Storage,
         state: &SessionState,
-        task: &Arc<TaskContext>,
-        files: &[DataFile],
-        (filter, also): (Expr, &[&Expr]),
-        late_rows: bool,
-    ) -> Result<Scan, InsightsError> {
+        filter: Expr,
+        also: &[&Expr],
+    ) -> Result<ScanPlan, InsightsError> {
         let table = read_schema();
         let table_columns = DFSchema::try_from(table.clone())?;
         let filter = coerced(state, filter, &table_columns)?;
-
         let mut used: Vec<usize> = Vec::new();
         for e in std::iter::once(&filter).chain(also.iter().copied()) {
             for c in e.column_refs() {
@@ -72,18 +67,39 @@ impl Scan {
         }
         used.sort_unstable();
         used.dedup();
-        let columns = DFSchema::try_from(Arc::new(table.project(&used).map_err(arrow_error)?))?;
+        let scanned = DFSchema::try_from(Arc::new(table.project(&used).map_err(arrow_error)?))?;
+        Ok(ScanPlan {
+            pruning: physical(state, &filter, &table_columns)?,
+            filter: physical(state, &filter, &scanned)?,
+            also: also
+                .iter()
+                .map(|e| physical(state, &coerced(state, (*e).clone(), &scanned)?, &scanned))
+                .collect::<Result<_, _>>()?,
+            columns: used,
+        })
+    }
 
+    /// A scan of `files`. `late_rows`: the scan filters rows itself and decodes the
+    /// other columns only for the rows kept (worth it for the event JSON; not for a
+    /// few small columns, which decode whole faster than a row selection). The filter
+    /// is evaluated again either way, so a conjunct the scan could not take still
+    /// holds.
+    pub(crate) fn scan(
+        &self,
+        storage: &Storage,
+        task: &Arc<TaskContext>,
+        files: &[DataFile],
+        late_rows: bool,
+    ) -> Result<Scan, InsightsError> {
         let mut options = TableParquetOptions::default();
         // The files have no bloom filters: none is looked for (see `Insights::table`).
         options.global.bloom_filter_on_read = false;
         options.global.pushdown_filters = late_rows;
-        let pruning = physical(state, &filter, &table_columns)?;
         let store = storage.object_store();
         let footers = task.runtime_env().cache_manager.get_file_metadata_cache();
-        let source = ParquetSource::new(table)
+        let source = ParquetSource::new(read_schema())
             .with_table_parquet_options(options)
-            .with_predicate(pruning)
+            .with_predicate(self.pruning.clone())
             .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
                 store, footers,
             )));
@@ -92,21 +108,27 @@ impl Scan {
             Arc::new(source),
         )
         .with_file_groups(file_groups(storage, files))
-        .with_projection_indices(Some(used))?
+        .with_projection_indices(Some(self.columns.clone()))?
         .build();
-        let filter = physical(state, &filter, &columns)?;
-        let also = also
-            .iter()
-            .map(|e| physical(state, &coerced(state, (*e).clone(), &columns)?, &columns))
-            .collect::<Result<_, _>>()?;
         Ok(Scan {
             exec: DataSourceExec::from_data_source(config),
-            filter,
-            also,
+            filter: self.filter.clone(),
+            also: self.also.clone(),
             task: task.clone(),
         })
     }
+}
 
+/// A filtered scan of some files, ready to run.
+pub(crate) struct Scan {
+    exec: Arc<dyn ExecutionPlan>,
+    filter: Arc<dyn PhysicalExpr>,
+    /// The expressions `also` of [`ScanPlan::new`], over the scanned columns.
+    pub(crate) also: Vec<Arc<dyn PhysicalExpr>>,
+    task: Arc<TaskContext>,
+}
+
+impl Scan {
     /// Calls `step` with every batch and the rows the filter keeps, in file order,
     /// one file group after the other, on this task.
     pub(crate) async fn for_each<F>(&self, mut step: F) -> Result<(), InsightsError>

@@ -107,11 +107,14 @@ fn identify(state: &ApiState, parts: &Parts) -> Result<Authenticated, ApiError> 
         .session_key
         .verify(token, now)
         .ok_or_else(unauthorized)?;
+    // A session issued before the admin's last logout (or password change, TOTP
+    // reset, lockout) is over.
     let principal = index
         .state
         .admins
         .get(&session.admin)
         .filter(|p| p.org_id == session.org)
+        .filter(|_| index.state.session_epoch(session.admin) == session.epoch)
         .cloned()
         .ok_or_else(unauthorized)?;
     let safe = matches!(

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub errors: Vec<castellan_domain::error::FieldError>,
+    /// Sent as `Retry-After` (throttled logins, busy queries).
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -25,7 +27,19 @@ impl ApiError {
             message: message.into(),
             field: None,
             errors: Vec::new(),
+            retry_after_seconds: None,
         }
+    }
+
+    /// 429: the client's address failed to log in too often lately.
+    pub fn throttled(retry_after_seconds: u64) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins from your address; retry in {retry_after_seconds} s"),
+        );
+        e.retry_after_seconds = Some(retry_after_seconds);
+        e
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -56,7 +70,13 @@ impl IntoResponse for ApiError {
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

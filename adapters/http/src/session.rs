@@ -2,9 +2,12 @@
 //! CSRF token derived from it that every state-changing request made with the cookie
 //! must echo in `x-csrf-token` (requests with `x-api-key` carry no cookie and need none).
 //!
-//! Tokens are stateless (`base64url(admin.org.expiry.scope).hmac`), so any node with the
-//! same secret accepts them; a deleted admin's session stops at once because the admin
-//! must still be in the admin index. The scope `enroll` marks a session that may only
+//! Tokens are signed (`base64url(admin.org.expiry.scope.epoch).hmac`), so any node with
+//! the same secret accepts them, and revocable: a token carries the admin's session
+//! epoch from the admin index (which every node folds from the log), and the epoch
+//! moves on logout, password change, TOTP reset and lockout, ending every session
+//! issued before. A deleted admin's session stops at once because the admin must
+//! still be in the admin index. The scope `enroll` marks a session that may only
 //! enroll TOTP (its organization requires MFA and the admin has none yet).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,11 +31,15 @@ pub struct Session {
     pub org: ObjectId,
     /// Only TOTP enrollment (and logout) until the admin enrolls.
     pub enroll_only: bool,
+    /// The admin's session epoch when it was issued.
+    pub epoch: u64,
 }
 
-/// A cookie carrying `token` (HttpOnly, SameSite=Strict).
-pub fn cookie(token: &str) -> String {
-    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECONDS}")
+/// A cookie carrying `token` (HttpOnly, SameSite=Strict, and Secure when the API is
+/// reached over https).
+pub fn cookie(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={TTL_SECONDS}{secure}")
 }
 
 impl SessionKey {
@@ -53,9 +60,18 @@ impl SessionKey {
         mac.finalize().into_bytes().to_vec()
     }
 
-    pub fn issue(&self, admin: ObjectId, org: ObjectId, now: i64, enroll_only: bool) -> String {
+    pub fn issue(&self, session: Session, now: i64) -> String {
+        let Session {
+            admin,
+            org,
+            enroll_only,
+            epoch,
+        } = session;
         let scope = if enroll_only { "enroll" } else { "full" };
-        let body = URL_SAFE_NO_PAD.encode(format!("{admin}.{org}.{}.{scope}", now + TTL_SECONDS));
+        let body = URL_SAFE_NO_PAD.encode(format!(
+            "{admin}.{org}.{}.{scope}.{epoch}",
+            now + TTL_SECONDS
+        ));
         let sig = URL_SAFE_NO_PAD.encode(self.mac(body.as_bytes()));
         format!("{body}.{sig}")
     }
@@ -82,10 +98,12 @@ impl SessionKey {
             "enroll" => true,
             _ => return None,
         };
+        let epoch = parts.next()?.parse().ok()?;
         (now < expires).then_some(Session {
             admin,
             org,
             enroll_only,
+            epoch,
         })
     }
 
@@ -112,15 +130,20 @@ mod tests {
     fn tokens_verify_expire_and_resist_tampering() {
         let key = SessionKey::from_secret("s3cret");
         let (a, o) = (ObjectId::generate(1), ObjectId::generate(2));
-        let t = key.issue(a, o, 1000, false);
         let full = Session {
             admin: a,
             org: o,
             enroll_only: false,
+            epoch: 3,
         };
+        let t = key.issue(full, 1000);
         assert_eq!(key.verify(&t, 1001), Some(full));
-        let e = key.issue(a, o, 1000, true);
-        assert_eq!(key.verify(&e, 1001).map(|s| s.enroll_only), Some(true));
+        let enroll = Session {
+            enroll_only: true,
+            ..full
+        };
+        let e = key.issue(enroll, 1000);
+        assert_eq!(key.verify(&e, 1001), Some(enroll));
         assert_eq!(key.verify(&t, 1000 + TTL_SECONDS), None, "expired");
         assert_eq!(
             SessionKey::from_secret("other").verify(&t, 1001),
@@ -130,7 +153,7 @@ mod tests {
         let mut forged = t.clone();
         forged.insert(3, 'x');
         assert_eq!(key.verify(&forged, 1001), None);
-        assert_ne!(key.csrf(&t), key.csrf(&key.issue(a, o, 2000, false)));
+        assert_ne!(key.csrf(&t), key.csrf(&key.issue(full, 2000)));
         assert_eq!(
             from_cookies(&format!("a=b; {COOKIE}={t}; c=d")),
             Some(t.as_str())

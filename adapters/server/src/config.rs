@@ -25,6 +25,26 @@ pub struct Config {
     pub insights: InsightsConfig,
     /// Each time window of events as gzipped JSON to S3 or a directory.
     pub export: castellan_export::ExportConfig,
+    /// Login throttling and the limits of query work.
+    pub security: SecurityConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Failed logins one client address may make within the window before its
+    /// attempts (users' and admins', every protocol) are refused; 0: no throttle.
+    pub login_ip_max_failures: u32,
+    pub login_ip_window_seconds: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            login_ip_max_failures: 30,
+            login_ip_window_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +239,7 @@ impl Default for Config {
             smtp: castellan_mail::SmtpConfig::default(),
             insights: InsightsConfig::default(),
             export: castellan_export::ExportConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -271,6 +292,7 @@ const SECTIONS: &[&str] = &[
     "smtp",
     "insights",
     "export",
+    "security",
 ];
 
 impl Config {

@@ -118,7 +118,13 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         portal: portal.clone(),
         admins: admins.clone(),
         clock: Arc::new(SystemClock),
-        failures: Arc::new(castellan_projections::security::Counter(security.clone())),
+        failures: Arc::new(castellan_projections::security::Counter::new(
+            security.clone(),
+            castellan_projections::security::Throttle {
+                max_failures: config.security.login_ip_max_failures,
+                window: Duration::from_secs(config.security.login_ip_window_seconds),
+            },
+        )),
         consistency_wait: Duration::from_millis(config.projections.consistency_wait_ms),
         session_key: castellan_http::session::SessionKey::from_secret(&config.http.session_secret),
         public_url: if config.http.public_url.is_empty() {

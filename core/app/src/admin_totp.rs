@@ -5,6 +5,7 @@
 
 use castellan_domain::admin::{Admin, AdminCommand};
 use castellan_domain::envelope::{EventMeta, StreamId};
+use castellan_domain::totp::CodeSteps;
 use castellan_domain::{DomainError, ObjectId};
 
 use crate::error::AppError;
@@ -12,14 +13,35 @@ use crate::execute::{execute, load, Executed};
 use crate::ports::EventLog;
 use crate::totp::{confirming_step, enrollment, login_steps, new_secret, Enrollment};
 
-/// Starts (or restarts) the admin's enrollment with a new secret.
+/// Starts (or restarts) the admin's enrollment with a new secret. An admin with TOTP
+/// enrolled must send its current `code` (an API key or a session alone cannot
+/// replace the factor); the code is spent and the old secret stays in force until
+/// the new one is confirmed.
 pub async fn start(
     log: &dyn EventLog,
     org: ObjectId,
     admin: ObjectId,
     meta: EventMeta,
     issuer: &str,
+    code: Option<&str>,
 ) -> Result<Enrollment, AppError> {
+    let state = load::<Admin>(log, org, &StreamId::aggregate("admin", admin))
+        .await?
+        .state;
+    let current = match (&state.totp.secret, code) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(DomainError::invalid(
+                "code",
+                "TOTP is enrolled: send the current code of your authenticator app in code",
+            )
+            .into())
+        }
+        (Some(secret), Some(code)) => Some(CodeSteps {
+            secret: secret.clone(),
+            steps: login_steps(secret, code, &meta, "code")?,
+        }),
+    };
     let secret = new_secret()?;
     let done = execute::<Admin>(
         log,
@@ -28,6 +50,7 @@ pub async fn start(
         meta,
         AdminCommand::StartTotp {
             secret: secret.clone(),
+            current,
         },
     )
     .await?;
@@ -46,7 +69,8 @@ pub async fn finish(
         .await?
         .state;
     let secret = a
-        .totp_pending_secret
+        .totp
+        .pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
     let step = confirming_step(&secret, code, &meta)?;
     execute::<Admin>(
@@ -69,7 +93,8 @@ pub async fn verify(
     code: &str,
 ) -> Result<Executed<Admin>, AppError> {
     let secret = admin
-        .totp_secret
+        .totp
+        .secret
         .clone()
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
     let steps = login_steps(&secret, code, &meta, "totp")?;
@@ -78,7 +103,7 @@ pub async fn verify(
         org,
         &admin_id.to_string(),
         meta,
-        AdminCommand::UseTotp { secret, steps },
+        AdminCommand::UseTotp(CodeSteps { secret, steps }),
     )
     .await
 }

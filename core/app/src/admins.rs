@@ -197,7 +197,10 @@ pub async fn rotate_api_key(
     meta: EventMeta,
 ) -> Result<(String, u64), AppError> {
     let key = new_api_key();
-    let key_id = key[..8].to_string();
+    // The id lists and insights show: random, so no part of the key is ever shown.
+    let key_id = Alphanumeric
+        .sample_string(&mut rand::thread_rng(), 12)
+        .to_lowercase();
     let done = execute::<Admin>(
         log,
         org,
@@ -210,6 +213,25 @@ pub async fn rotate_api_key(
     )
     .await?;
     Ok((key, done.position))
+}
+
+/// Revokes another admin's API key: the key stops working and no new key is made
+/// (only its owner may make one, and see it).
+pub async fn revoke_api_key(
+    log: &dyn EventLog,
+    org: ObjectId,
+    admin: ObjectId,
+    meta: EventMeta,
+) -> Result<u64, AppError> {
+    Ok(execute::<Admin>(
+        log,
+        org,
+        &admin.to_string(),
+        meta,
+        AdminCommand::RevokeApiKey,
+    )
+    .await?
+    .position)
 }
 
 /// What `castellan bootstrap` prints.

@@ -13,14 +13,19 @@
 //!   passwords through the policy and history, lifecycle, delete).
 //! - [`groups`]: user group commands (unique name, GID and Linux group; members; associations).
 //! - [`import`]: CSV user import (exact header, per-row results, dry run, bounded memory).
-//! - [`login`]: user login with the shared lockout counter; every attempt is an event.
+//! - [`login`]: user login (and TOTP enrollment, which proves the same factors) with
+//!   the shared lockout counter and per-address throttle; every attempt is an event.
+//! - [`admin_login`]: administrator login, with lockout and throttling like users'.
+//! - [`auth_events`]: authentication events, with the caller's texts capped.
 //! - [`totp`]: TOTP enrollment (URI, QR PNG) and replay-proof verification.
 //! - [`admin_totp`]: the same for administrators (optional, or required by the org).
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
 //! - [`error`]: the application error.
 
+pub mod admin_login;
 pub mod admin_totp;
 pub mod admins;
+pub mod auth_events;
 pub mod error;
 pub mod execute;
 pub mod groups;

@@ -1,38 +1,52 @@
-//! User login (the user portal's; LDAP, RADIUS and SSO will call the same function).
+//! User login: the one function every path that checks a user's password goes
+//! through (the user portal's login and TOTP enrollment today; LDAP, RADIUS and SSO
+//! will call it too).
 //!
 //! Every attempt becomes a `user_login_attempt` authentication event. Failed password
-//! checks count toward lockout through one counter shared by every protocol: the
-//! security projection over those events. When the recent failures reach the
+//! and code checks count toward lockout through one counter shared by every protocol:
+//! the security projection over those events. When the recent failures reach the
 //! policy's limit, a `user_lockout` directory event locks the account. Unknown users
-//! and wrong passwords answer alike (and take the same argon2 time).
+//! and wrong passwords answer alike (and take the same argon2 time). A client address
+//! that failed too often lately is refused before any check ([`FailureCounter::throttled`]),
+//! and such refusals are not recorded, so a flood cannot grow the log.
 
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
-use castellan_domain::envelope::{Commit, EventMeta, ExpectedVersion, NewEvent, StreamId};
-use castellan_domain::ids::new_event_id;
+use castellan_domain::envelope::{EventMeta, StreamId};
+use castellan_domain::password_policy::PasswordPolicy;
+use castellan_domain::totp::CodeSteps;
 use castellan_domain::user::{PasswordStatus, User, UserCommand, UserState};
-use castellan_domain::ObjectId;
+use castellan_domain::{DomainError, ObjectId};
 use serde_json::json;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::execute::{execute, load};
 use crate::ports::EventLog;
-use crate::{password, totp, unique, users};
+use crate::{auth_events, password, totp, unique, users};
 
-/// Recent failed logins per user, as every protocol reported them.
+/// Recent failed logins per account and per client address, as every protocol
+/// reported them.
 #[async_trait]
 pub trait FailureCounter: Send + Sync {
-    /// Failures of `user` since `since`, once the counter has seen `position`.
+    /// Failures of `account` (a user's or an admin's id) since `since`, once the
+    /// counter has seen `position`.
     async fn failures(
         &self,
         org: ObjectId,
-        user: ObjectId,
+        account: ObjectId,
         since: OffsetDateTime,
         position: u64,
     ) -> u32;
+
+    /// When `ip` failed so often lately that its attempts are refused now: the
+    /// seconds until it may try again.
+    fn throttled(&self, ip: &str, now: OffsetDateTime) -> Option<u64>;
+
+    /// Waits (bounded) until the counter has seen `position`: a failure is answered
+    /// only once it counts, so the next attempt's throttle sees it.
+    async fn seen(&self, position: u64);
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +70,18 @@ pub enum LoginOutcome {
     Failure {
         reason: &'static str,
     },
+    /// The client's address failed too often lately; nothing was checked.
+    Throttled {
+        retry_after_seconds: u64,
+    },
 }
+
+const INVALID: LoginOutcome = LoginOutcome::Failure {
+    reason: "invalid credentials",
+};
+const INVALID_CODE: LoginOutcome = LoginOutcome::Failure {
+    reason: "invalid MFA code",
+};
 
 /// A hash to verify against when the user does not exist, so that both take as long.
 pub fn dummy_hash() -> &'static str {
@@ -64,11 +89,12 @@ pub fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| password::hash_blocking("castellan-dummy-password").unwrap_or_default())
 }
 
-fn parse(ts: &Option<String>) -> Option<OffsetDateTime> {
+pub(crate) fn parse(ts: &Option<String>) -> Option<OffsetDateTime> {
     ts.as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
 }
 
+/// A login: the password, the account's state, and the TOTP code when enrolled.
 pub async fn user_login(
     log: &dyn EventLog,
     counter: &dyn FailureCounter,
@@ -76,186 +102,319 @@ pub async fn user_login(
     meta: EventMeta,
     req: LoginRequest,
 ) -> Result<LoginOutcome, AppError> {
-    let now = meta.occurred_at;
-    let rec = Recorder {
-        log,
-        org,
-        meta: &meta,
-        req: &req,
+    let rec = Recorder::new(log, counter, org, &meta, &req);
+    let mut account = match rec.check_password().await? {
+        Ok(account) => account,
+        Err(refused) => return Ok(refused),
     };
-    let (policy, _) = users::org_policy(log, org).await?;
-    let owner = unique::holder_of(log, org, "username", &req.username).await?;
-    let user_id: Option<ObjectId> = owner.and_then(|o| o.parse().ok());
-    let user = match user_id {
-        Some(id) => Some(
-            load::<User>(log, org, &StreamId::aggregate("user", id))
-                .await?
-                .state,
-        ),
-        None => None,
-    };
-    let user = user.filter(|u| u.exists && !u.deleted);
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_string());
-    let password_ok = password::verify(req.password.clone(), hash)
-        .await
-        .unwrap_or(false);
-    let (Some(id), Some(user)) = (user_id, user) else {
-        rec.record(None, false, false, "invalid credentials", false)
-            .await?;
-        return Ok(LoginOutcome::Failure {
-            reason: "invalid credentials",
-        });
-    };
-
-    // A lockout ends by itself after the policy's lockout time (0: only an admin unlocks).
-    let mut locked = user.account_locked;
-    if locked && policy.lockout_time_in_seconds > 0 {
-        let until = parse(&user.account_locked_date)
-            .map(|d| d + time::Duration::seconds(policy.lockout_time_in_seconds as i64));
-        if until.is_some_and(|u| now >= u) {
-            execute::<User>(log, org, &id.to_string(), meta.clone(), UserCommand::Unlock).await?;
-            locked = false;
-        }
-    }
-    if locked {
-        rec.record(Some(id), false, false, "account locked", false)
-            .await?;
-        return Ok(LoginOutcome::Failure {
-            reason: "invalid credentials",
-        });
-    }
-    if !password_ok || user.password_hash.is_none() {
-        let position = rec
-            .record(Some(id), false, false, "invalid credentials", true)
-            .await?;
-        rec.lock_if_over_limit(counter, &policy, id, position)
-            .await?;
-        return Ok(LoginOutcome::Failure {
-            reason: "invalid credentials",
-        });
-    }
-    let state_problem = match user.state {
-        UserState::Staged => Some("the account is not activated yet"),
-        UserState::Suspended => Some("the account is suspended"),
-        UserState::Activated => None,
-    };
-    if let Some(reason) = state_problem {
-        rec.record(Some(id), false, false, reason, false).await?;
-        return Ok(LoginOutcome::Failure { reason });
-    }
-    let expired_by_age = policy.password_expiration_in_days > 0
-        && parse(&user.password_date).is_some_and(|d| {
-            now >= d + time::Duration::days(policy.password_expiration_in_days as i64)
-        });
-    if expired_by_age && user.password_status == PasswordStatus::Active {
-        execute::<User>(
-            log,
-            org,
-            &id.to_string(),
-            meta.clone(),
-            UserCommand::ExpirePassword,
-        )
-        .await?;
-    }
-    if expired_by_age || user.password_status == PasswordStatus::Expired {
-        rec.record(Some(id), false, false, "password expired", false)
-            .await?;
-        return Ok(LoginOutcome::Failure {
-            reason: "the password has expired",
-        });
-    }
-    if user.mfa_enrollment_expired(now) {
-        rec.record(
-            Some(id),
-            false,
-            false,
-            "mfa enrollment period expired",
-            false,
-        )
-        .await?;
-        return Ok(LoginOutcome::Failure {
-            reason: "the MFA enrollment period has ended; ask an administrator",
-        });
-    }
-    if user.totp_enrolled {
+    if account.user.totp.enrolled {
         let Some(code) = req.totp.as_deref() else {
             return Ok(LoginOutcome::MfaRequired);
         };
-        if let Err(e) = totp::verify(log, org, id, meta.clone(), code).await {
-            let position = rec
-                .record(Some(id), false, true, "invalid mfa code", true)
-                .await?;
-            tracing::debug!(error = %e, "TOTP refused");
-            rec.lock_if_over_limit(counter, &policy, id, position)
-                .await?;
-            return Ok(LoginOutcome::Failure {
-                reason: "invalid MFA code",
-            });
+        match totp::verify(log, org, account.id, meta.clone(), code).await {
+            Ok(_) => {}
+            Err(AppError::Domain(e)) => {
+                tracing::debug!(error = %e, "TOTP refused");
+                return rec
+                    .code_failed(&account)
+                    .await
+                    .map(|r| r.unwrap_or_else(|o| o));
+            }
+            Err(e) => return Err(e),
         }
     }
-    // A hash below today's floor is replaced now that the password is at hand.
-    if let Some(old) = user
-        .password_hash
-        .as_deref()
-        .filter(|h| password::needs_rehash(h))
-    {
-        let from = password::parameters(old);
-        let hash = password::hash(req.password.clone()).await?;
-        let to = password::parameters(&hash);
-        execute::<User>(
-            log,
-            org,
-            &id.to_string(),
-            meta.clone(),
-            UserCommand::Rehash { hash, from, to },
-        )
-        .await?;
-    }
-    rec.record(Some(id), true, user.totp_enrolled, "", false)
-        .await?;
-    Ok(LoginOutcome::Success {
-        user: id,
-        mfa: user.totp_enrolled,
-    })
+    rec.rehash_if_weak(&mut account).await?;
+    rec.succeeded(&account).await
 }
 
-/// Writes the attempts of one login.
+/// Starts a TOTP enrollment for the person who proves to be the user as a login
+/// does. An enrolled user must also send the current code (`req.totp`), which is
+/// spent; the old secret stays in force until the new one is confirmed.
+pub async fn start_totp_enrollment(
+    log: &dyn EventLog,
+    counter: &dyn FailureCounter,
+    org: ObjectId,
+    meta: EventMeta,
+    req: LoginRequest,
+    issuer: &str,
+) -> Result<Result<totp::Enrollment, LoginOutcome>, AppError> {
+    let rec = Recorder::new(log, counter, org, &meta, &req);
+    let account = match rec.check_password().await? {
+        Ok(account) => account,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let current = match (&account.user.totp.secret, req.totp.as_deref()) {
+        (None, _) => None,
+        (Some(_), None) => return Ok(Err(LoginOutcome::MfaRequired)),
+        (Some(secret), Some(code)) => match totp::login_steps(secret, code, &meta, "totp") {
+            Ok(steps) => Some(CodeSteps {
+                secret: secret.clone(),
+                steps,
+            }),
+            Err(_) => return rec.code_failed(&account).await,
+        },
+    };
+    let proven = current.is_some();
+    match totp::start(log, org, account.id, meta.clone(), issuer, current).await {
+        Ok(enrollment) => {
+            rec.record(Some(account.id), true, proven, "", false)
+                .await?;
+            Ok(Ok(enrollment))
+        }
+        // The current code was already used (or TOTP was reset meanwhile).
+        Err(AppError::Domain(e)) if proven && e.field() == Some("totp") => {
+            rec.code_failed(&account).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Confirms the enrollment started by [`start_totp_enrollment`] with the first code
+/// of the new secret (`code`) and the password; a wrong code counts toward lockout.
+pub async fn finish_totp_enrollment(
+    log: &dyn EventLog,
+    counter: &dyn FailureCounter,
+    org: ObjectId,
+    meta: EventMeta,
+    req: LoginRequest,
+    code: &str,
+) -> Result<Result<(), LoginOutcome>, AppError> {
+    let rec = Recorder::new(log, counter, org, &meta, &req);
+    let account = match rec.check_password().await? {
+        Ok(account) => account,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if account.user.totp.pending_secret.is_none() {
+        return Err(DomainError::state("totp", "no enrollment was started").into());
+    }
+    match totp::finish(log, org, account.id, meta.clone(), code).await {
+        Ok(_) => {
+            rec.record(Some(account.id), true, true, "", false).await?;
+            Ok(Ok(()))
+        }
+        Err(AppError::Domain(e)) if e.field() == Some("code") => rec.code_failed(&account).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// A user whose password was right and whose account may log in.
+struct Account {
+    id: ObjectId,
+    user: User,
+    policy: PasswordPolicy,
+}
+
+/// One login's checks and the attempts it records.
 struct Recorder<'a> {
     log: &'a dyn EventLog,
+    counter: &'a dyn FailureCounter,
     org: ObjectId,
     meta: &'a EventMeta,
     req: &'a LoginRequest,
 }
 
-impl Recorder<'_> {
-    /// Locks the account when the shared counter, having seen the failure at
-    /// `position`, reaches the policy's limit within its window.
-    async fn lock_if_over_limit(
-        &self,
-        counter: &dyn FailureCounter,
-        policy: &castellan_domain::password_policy::PasswordPolicy,
-        user: ObjectId,
-        position: u64,
-    ) -> Result<(), AppError> {
-        if policy.max_login_attempts == 0 {
-            return Ok(());
+impl<'a> Recorder<'a> {
+    fn new(
+        log: &'a dyn EventLog,
+        counter: &'a dyn FailureCounter,
+        org: ObjectId,
+        meta: &'a EventMeta,
+        req: &'a LoginRequest,
+    ) -> Self {
+        Recorder {
+            log,
+            counter,
+            org,
+            meta,
+            req,
         }
-        let window = time::Duration::minutes(policy.reset_lockout_counter_minutes.max(1) as i64);
-        let since = self.meta.occurred_at - window;
-        if counter.failures(self.org, user, since, position).await >= policy.max_login_attempts {
+    }
+
+    /// The throttle, the password (against the dummy hash for unknown users), the
+    /// lockout and the account's state: the account, or the answer to give.
+    async fn check_password(&self) -> Result<Result<Account, LoginOutcome>, AppError> {
+        let (log, org, meta, req) = (self.log, self.org, self.meta, self.req);
+        let now = meta.occurred_at;
+        if let Some(wait) = meta
+            .client_ip
+            .as_deref()
+            .and_then(|ip| self.counter.throttled(ip, now))
+        {
+            return Ok(Err(LoginOutcome::Throttled {
+                retry_after_seconds: wait,
+            }));
+        }
+        let (policy, _) = users::org_policy(log, org).await?;
+        let owner = unique::holder_of(log, org, "username", &req.username).await?;
+        let user_id: Option<ObjectId> = owner.and_then(|o| o.parse().ok());
+        let user = match user_id {
+            Some(id) => Some(
+                load::<User>(log, org, &StreamId::aggregate("user", id))
+                    .await?
+                    .state,
+            ),
+            None => None,
+        };
+        let user = user.filter(|u| u.exists && !u.deleted);
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let password_ok = password::verify(req.password.clone(), hash)
+            .await
+            .unwrap_or(false);
+        let (Some(id), Some(user)) = (user_id, user) else {
+            // No account to lock; the failure still counts toward the address's throttle.
+            self.record(None, false, false, "invalid credentials", false)
+                .await?;
+            return Ok(Err(INVALID));
+        };
+        let account = Account { id, user, policy };
+
+        // A lockout ends by itself after the policy's lockout time (0: only an admin unlocks).
+        let mut locked = account.user.account_locked;
+        if locked && account.policy.lockout_time_in_seconds > 0 {
+            let until = parse(&account.user.account_locked_date).map(|d| {
+                d + time::Duration::seconds(account.policy.lockout_time_in_seconds as i64)
+            });
+            if until.is_some_and(|u| now >= u) {
+                execute::<User>(log, org, &id.to_string(), meta.clone(), UserCommand::Unlock)
+                    .await?;
+                locked = false;
+            }
+        }
+        if locked {
+            self.record(Some(id), false, false, "account locked", false)
+                .await?;
+            return Ok(Err(INVALID));
+        }
+        if !password_ok || account.user.password_hash.is_none() {
+            return self
+                .failed(&account, false, "invalid credentials", INVALID)
+                .await;
+        }
+        if let Some(refused) = self.state_problem(&account).await? {
+            return Ok(Err(refused));
+        }
+        Ok(Ok(account))
+    }
+
+    /// Why an account with the right password may not log in now, recorded.
+    async fn state_problem(&self, account: &Account) -> Result<Option<LoginOutcome>, AppError> {
+        let (user, policy, id) = (&account.user, &account.policy, account.id);
+        let now = self.meta.occurred_at;
+        let state_problem = match user.state {
+            UserState::Staged => Some("the account is not activated yet"),
+            UserState::Suspended => Some("the account is suspended"),
+            UserState::Activated => None,
+        };
+        if let Some(reason) = state_problem {
+            self.record(Some(id), false, false, reason, false).await?;
+            return Ok(Some(LoginOutcome::Failure { reason }));
+        }
+        let expired_by_age = policy.password_expiration_in_days > 0
+            && parse(&user.password_date).is_some_and(|d| {
+                now >= d + time::Duration::days(policy.password_expiration_in_days as i64)
+            });
+        if expired_by_age && user.password_status == PasswordStatus::Active {
             execute::<User>(
                 self.log,
                 self.org,
-                &user.to_string(),
+                &id.to_string(),
                 self.meta.clone(),
-                UserCommand::Lock,
+                UserCommand::ExpirePassword,
             )
             .await?;
         }
+        if expired_by_age || user.password_status == PasswordStatus::Expired {
+            self.record(Some(id), false, false, "password expired", false)
+                .await?;
+            return Ok(Some(LoginOutcome::Failure {
+                reason: "the password has expired",
+            }));
+        }
+        if user.mfa_enrollment_expired(now) {
+            let reason = "mfa enrollment period expired";
+            self.record(Some(id), false, false, reason, false).await?;
+            return Ok(Some(LoginOutcome::Failure {
+                reason: "the MFA enrollment period has ended; ask an administrator",
+            }));
+        }
+        Ok(None)
+    }
+
+    /// A wrong TOTP code: recorded, counted toward lockout.
+    async fn code_failed<T>(&self, account: &Account) -> Result<Result<T, LoginOutcome>, AppError> {
+        self.failed(account, true, "invalid mfa code", INVALID_CODE)
+            .await
+    }
+
+    /// Records a failure that counts toward lockout, and locks the account when the
+    /// shared counter reaches the policy's limit within its window.
+    async fn failed<T>(
+        &self,
+        account: &Account,
+        mfa: bool,
+        error: &str,
+        answer: LoginOutcome,
+    ) -> Result<Result<T, LoginOutcome>, AppError> {
+        let position = self
+            .record(Some(account.id), false, mfa, error, true)
+            .await?;
+        let policy = &account.policy;
+        if policy.max_login_attempts > 0 {
+            let window =
+                time::Duration::minutes(policy.reset_lockout_counter_minutes.max(1) as i64);
+            let since = self.meta.occurred_at - window;
+            let failures = self
+                .counter
+                .failures(self.org, account.id, since, position)
+                .await;
+            if failures >= policy.max_login_attempts {
+                execute::<User>(
+                    self.log,
+                    self.org,
+                    &account.id.to_string(),
+                    self.meta.clone(),
+                    UserCommand::Lock,
+                )
+                .await?;
+            }
+        }
+        Ok(Err(answer))
+    }
+
+    /// A hash below today's floor is replaced now that the password is at hand.
+    async fn rehash_if_weak(&self, account: &mut Account) -> Result<(), AppError> {
+        let Some(old) = account
+            .user
+            .password_hash
+            .as_deref()
+            .filter(|h| password::needs_rehash(h))
+        else {
+            return Ok(());
+        };
+        let from = password::parameters(old);
+        let hash = password::hash(self.req.password.clone()).await?;
+        let to = password::parameters(&hash);
+        execute::<User>(
+            self.log,
+            self.org,
+            &account.id.to_string(),
+            self.meta.clone(),
+            UserCommand::Rehash { hash, from, to },
+        )
+        .await?;
         Ok(())
+    }
+
+    async fn succeeded(&self, account: &Account) -> Result<LoginOutcome, AppError> {
+        let mfa = account.user.totp.enrolled;
+        self.record(Some(account.id), true, mfa, "", false).await?;
+        Ok(LoginOutcome::Success {
+            user: account.id,
+            mfa,
+        })
     }
 
     /// Appends the `user_login_attempt` authentication event; its position.
@@ -267,7 +426,7 @@ impl Recorder<'_> {
         error: &str,
         counts_toward_lockout: bool,
     ) -> Result<u64, AppError> {
-        let (log, org, meta, req) = (self.log, self.org, self.meta, self.req);
+        let req = self.req;
         let payload = json!({
             "success": success,
             "username": req.username,
@@ -278,19 +437,18 @@ impl Recorder<'_> {
             "error_message": if error.is_empty() { serde_json::Value::Null } else { json!(error) },
             "counts_toward_lockout": counts_toward_lockout,
         });
-        let commit = Commit {
-            commit_id: Uuid::now_v7(),
-            org_id: org,
-            stream: StreamId::auth(req.service),
-            expected: ExpectedVersion::Any,
-            meta: meta.clone(),
-            events: vec![NewEvent {
-                event_id: new_event_id(),
-                event_type: "user_login_attempt".into(),
-                schema_version: 1,
-                payload,
-            }],
-        };
-        Ok(log.append(commit).await?.position)
+        let position = auth_events::record(
+            self.log,
+            self.org,
+            req.service,
+            self.meta,
+            "user_login_attempt",
+            payload,
+        )
+        .await?;
+        if !success {
+            self.counter.seen(position).await;
+        }
+        Ok(position)
     }
 }

@@ -5,6 +5,7 @@
 //! read: two concurrent submissions of one code race on the log, and one loses.
 
 use castellan_domain::envelope::{EventMeta, StreamId};
+use castellan_domain::totp::CodeSteps;
 use castellan_domain::user::{User, UserCommand};
 use castellan_domain::{DomainError, ObjectId};
 use totp_rs::{Algorithm, Secret, TOTP};
@@ -83,13 +84,16 @@ pub struct Enrollment {
     pub qr_png_base64: String,
 }
 
-/// Starts (or restarts) an enrollment: a new secret, generated here.
-pub async fn start(
+/// Starts (or restarts) an enrollment: a new secret, generated here. An enrolled
+/// user's `current` code proves the factor being replaced (see
+/// [`crate::login::start_totp_enrollment`], the only caller that should be).
+pub(crate) async fn start(
     log: &dyn EventLog,
     org: ObjectId,
     user: ObjectId,
     meta: EventMeta,
     issuer: &str,
+    current: Option<CodeSteps>,
 ) -> Result<Enrollment, AppError> {
     let secret = new_secret()?;
     let done = execute::<User>(
@@ -99,6 +103,7 @@ pub async fn start(
         meta,
         UserCommand::StartTotp {
             secret: secret.clone(),
+            current,
         },
     )
     .await?;
@@ -128,7 +133,7 @@ pub(crate) fn enrollment(
 }
 
 /// Confirms the enrollment with a valid code; that code's step is spent.
-pub async fn finish(
+pub(crate) async fn finish(
     log: &dyn EventLog,
     org: ObjectId,
     user: ObjectId,
@@ -139,7 +144,8 @@ pub async fn finish(
         .await?
         .state;
     let secret = u
-        .totp_pending_secret
+        .totp
+        .pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
     let step = confirming_step(&secret, code, &meta)?;
     execute::<User>(
@@ -153,7 +159,7 @@ pub async fn finish(
 }
 
 /// Checks a login code; `Ok` spends its step.
-pub async fn verify(
+pub(crate) async fn verify(
     log: &dyn EventLog,
     org: ObjectId,
     user: ObjectId,
@@ -164,7 +170,8 @@ pub async fn verify(
         .await?
         .state;
     let secret = u
-        .totp_secret
+        .totp
+        .secret
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
     let steps = login_steps(&secret, code, &meta, "code")?;
     execute::<User>(
@@ -172,7 +179,7 @@ pub async fn verify(
         org,
         &user.to_string(),
         meta,
-        UserCommand::UseTotp { secret, steps },
+        UserCommand::UseTotp(CodeSteps { secret, steps }),
     )
     .await
 }

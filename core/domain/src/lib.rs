@@ -13,6 +13,7 @@
 //! - [`user_group`]: the user group aggregate (members, associations, Linux group, RADIUS replies).
 //! - [`password_policy`]: the organization's password rules and the one check every
 //!   path that sets a password uses.
+//! - [`totp`]: the TOTP enrollment value object users and admins share.
 //! - [`logo`]: organization logo validation (format, size, dimensions, background).
 //! - [`error`]: the domain error, with a stable code and the field it names.
 
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod logo;
 pub mod organization;
 pub mod password_policy;
+pub mod totp;
 pub mod upcast;
 pub mod user;
 pub mod user_group;

@@ -13,6 +13,7 @@ use crate::aggregate::{from_payload, Aggregate, DecideContext, DecodeError, Even
 use crate::change::{diff, Change};
 use crate::error::{DomainError, Violations};
 use crate::organization::is_plausible_email;
+use crate::totp::{CodeSteps, Totp};
 use crate::upcast::upcast;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -78,13 +79,7 @@ pub struct User {
     pub account_locked: bool,
     pub mfa_required: bool,
     pub mfa_enrollment_deadline: Option<String>,
-    pub totp_enrolled: bool,
-    #[serde(skip)]
-    pub totp_secret: Option<String>,
-    #[serde(skip)]
-    pub totp_pending_secret: Option<String>,
-    /// The newest TOTP time step accepted: a code of that step or older is refused.
-    pub totp_last_step: u64,
+    pub totp: Totp,
     pub account_locked_date: Option<String>,
     /// SHA-256 of the activation link's one-time token, and when the link expires.
     #[serde(skip)]
@@ -154,19 +149,19 @@ pub enum UserCommand {
         required: bool,
         enrollment_days: u32,
     },
+    /// Starts (or restarts) enrollment with a new secret. An enrolled user proves
+    /// the current factor with `current` (its step is spent); the old secret stays in
+    /// force until the new one is confirmed.
     StartTotp {
         secret: String,
+        current: Option<CodeSteps>,
     },
     /// Confirms enrollment with the step of the first valid code (it cannot log in).
     FinishTotp {
         step: u64,
     },
-    /// Records an accepted login code. `steps` are the time steps whose code matched
-    /// `secret`; the oldest one newer than the last accepted step is used.
-    UseTotp {
-        secret: String,
-        steps: Vec<u64>,
-    },
+    /// Records an accepted login code: the oldest matching step newer than the last one.
+    UseTotp(CodeSteps),
     ResetMfa,
     Delete,
 }
@@ -631,7 +626,7 @@ impl Aggregate for User {
                     Value::Bool(self.mfa_required),
                     Value::Bool(*required),
                 );
-                if *required && !self.totp_enrolled {
+                if *required && !self.totp.enrolled {
                     let deadline = (ctx.now + time::Duration::days(*enrollment_days as i64))
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default();
@@ -652,64 +647,37 @@ impl Aggregate for User {
                 }
                 one(UserEventKind::Update, changes)
             }
-            StartTotp { secret } => Ok(vec![UserEvent {
-                kind: UserEventKind::TotpStart,
+            StartTotp { secret, current } => {
+                let started = self.totp.start(current.as_ref())?;
+                Ok(vec![UserEvent {
+                    kind: UserEventKind::TotpStart,
+                    body: UserEventBody {
+                        changes: started.changes,
+                        totp_secret: Some(secret.clone()),
+                        totp_step: started.spent_step,
+                        ..Default::default()
+                    },
+                }])
+            }
+            FinishTotp { step } => Ok(vec![UserEvent {
+                kind: UserEventKind::TotpFinish,
                 body: UserEventBody {
-                    changes: vec![Change::new("totp_status", Value::Null, "pending")],
-                    totp_secret: Some(secret.clone()),
+                    changes: self.totp.finish()?,
+                    totp_step: Some(*step),
                     ..Default::default()
                 },
             }]),
-            FinishTotp { step } => {
-                if self.totp_pending_secret.is_none() {
-                    return Err(DomainError::state("totp", "no enrollment was started"));
-                }
-                Ok(vec![UserEvent {
-                    kind: UserEventKind::TotpFinish,
-                    body: UserEventBody {
-                        changes: vec![Change::new("totp_status", "pending", "enrolled")],
-                        totp_step: Some(*step),
-                        ..Default::default()
-                    },
-                }])
-            }
-            UseTotp { secret, steps } => {
-                if !self.totp_enrolled || self.totp_secret.as_deref() != Some(secret.as_str()) {
-                    return Err(DomainError::state(
-                        "totp",
-                        "TOTP is not enrolled (or was reset meanwhile)",
-                    ));
-                }
-                let Some(step) = steps
-                    .iter()
-                    .copied()
-                    .filter(|s| *s > self.totp_last_step)
-                    .min()
-                else {
-                    return Err(DomainError::invalid("totp", "the code was already used"));
-                };
-                Ok(vec![UserEvent {
-                    kind: UserEventKind::TotpUsed,
-                    body: UserEventBody {
-                        totp_step: Some(step),
-                        ..Default::default()
-                    },
-                }])
-            }
-            ResetMfa => {
-                if !self.totp_enrolled && self.totp_pending_secret.is_none() {
-                    return Ok(vec![]);
-                }
-                let from = if self.totp_enrolled {
-                    "enrolled"
-                } else {
-                    "pending"
-                };
-                one(
-                    UserEventKind::TotpDelete,
-                    vec![Change::new("totp_status", from, Value::Null)],
-                )
-            }
+            UseTotp(code) => Ok(vec![UserEvent {
+                kind: UserEventKind::TotpUsed,
+                body: UserEventBody {
+                    totp_step: Some(self.totp.accept(code)?),
+                    ..Default::default()
+                },
+            }]),
+            ResetMfa => match self.totp.reset() {
+                None => Ok(vec![]),
+                Some(changes) => one(UserEventKind::TotpDelete, changes),
+            },
             Delete => one(
                 UserEventKind::Delete,
                 vec![Change::new("deleted", false, true)],
@@ -721,26 +689,11 @@ impl Aggregate for User {
         match e.kind {
             UserEventKind::Create => self.exists = true,
             UserEventKind::Delete => self.deleted = true,
-            UserEventKind::TotpStart => {
-                self.totp_pending_secret = e.body.totp_secret.clone();
-                self.totp_enrolled = false;
-                self.totp_secret = None;
-            }
-            UserEventKind::TotpFinish => {
-                self.totp_secret = self.totp_pending_secret.take();
-                self.totp_enrolled = self.totp_secret.is_some();
-                self.mfa_enrollment_deadline = None;
-            }
-            UserEventKind::TotpDelete => {
-                self.totp_secret = None;
-                self.totp_pending_secret = None;
-                self.totp_enrolled = false;
-            }
+            UserEventKind::TotpFinish => self.mfa_enrollment_deadline = None,
             _ => {}
         }
-        if let Some(step) = e.body.totp_step {
-            self.totp_last_step = self.totp_last_step.max(step);
-        }
+        self.totp
+            .apply_secrets(e.body.totp_secret.as_deref(), e.body.totp_step);
         if e.body.activation_token_hash.is_some() {
             self.activation_token_hash = e.body.activation_token_hash.clone();
             self.activation_expires_at = e.body.activation_expires_at.clone();
@@ -781,7 +734,7 @@ impl User {
             "account_locked_date" => self.account_locked_date = text,
             "password_hash_params" | "activation_link_expires" => {}
             "deleted" => {}
-            "totp_status" => self.totp_enrolled = c.to.as_str() == Some("enrolled"),
+            "totp_status" => self.totp.apply_status(&c.to),
             "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),
             "mfa.enrollment_deadline" => self.mfa_enrollment_deadline = text,
             field => {
@@ -797,7 +750,7 @@ impl User {
     /// The enrollment period ended without enrollment: the user portal is closed.
     pub fn mfa_enrollment_expired(&self, now: OffsetDateTime) -> bool {
         self.mfa_required
-            && !self.totp_enrolled
+            && !self.totp.enrolled
             && self
                 .mfa_enrollment_deadline
                 .as_deref()
@@ -1006,27 +959,37 @@ mod tests {
         .unwrap();
         assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(6)));
         assert!(u.mfa_enrollment_expired(ctx().now + time::Duration::days(7)));
-        run(&mut u, UserCommand::StartTotp { secret: "S".into() }).unwrap();
+        let start = |secret: &str, current| UserCommand::StartTotp {
+            secret: secret.into(),
+            current,
+        };
+        run(&mut u, start("S", None)).unwrap();
         run(&mut u, UserCommand::FinishTotp { step: 100 }).unwrap();
-        assert!(u.totp_enrolled);
+        assert!(u.totp.enrolled);
         // The confirming step cannot log in; a newer one can, once.
-        let used = |steps: Vec<u64>| UserCommand::UseTotp {
-            secret: "S".into(),
+        let code = |secret: &str, steps: Vec<u64>| CodeSteps {
+            secret: secret.into(),
             steps,
         };
+        let used = |steps: Vec<u64>| UserCommand::UseTotp(code("S", steps));
         assert!(u.decide(&used(vec![100]), &ctx()).is_err());
         run(&mut u, used(vec![100, 101])).unwrap();
-        assert_eq!(u.totp_last_step, 101);
+        assert_eq!(u.totp.last_step, 101);
         assert!(u.decide(&used(vec![101]), &ctx()).is_err());
         assert!(u
-            .decide(
-                &UserCommand::UseTotp {
-                    secret: "other".into(),
-                    steps: vec![102]
-                },
-                &ctx()
-            )
+            .decide(&UserCommand::UseTotp(code("other", vec![102])), &ctx())
             .is_err());
+        // Re-enrollment: not with the password alone, and the old secret stays in
+        // force until the new one is confirmed.
+        assert!(u.decide(&start("T", None), &ctx()).is_err());
+        assert!(u
+            .decide(&start("T", Some(code("S", vec![101]))), &ctx())
+            .is_err());
+        run(&mut u, start("T", Some(code("S", vec![102])))).unwrap();
+        assert!(u.totp.enrolled);
+        run(&mut u, used(vec![103])).unwrap();
+        run(&mut u, UserCommand::FinishTotp { step: 104 }).unwrap();
+        assert_eq!(u.totp.secret.as_deref(), Some("T"));
         assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(30)));
         assert!(u
             .decide(

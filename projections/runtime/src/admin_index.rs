@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use castellan_domain::admin::{AdminEvent, AdminRole};
+use castellan_domain::admin::{AdminEvent, AdminRole, EVENT_TYPES};
 use castellan_domain::aggregate::EventCodec;
 use castellan_domain::envelope::{Envelope, StreamId};
 use castellan_domain::ObjectId;
@@ -28,6 +28,9 @@ pub struct AdminIndex {
     key_of: HashMap<ObjectId, String>,
     /// Admin → the other organizations they serve, with their role there.
     pub grants: HashMap<ObjectId, HashMap<ObjectId, AdminRole>>,
+    /// Admin → how many times their sessions were ended (logout, password change,
+    /// TOTP reset, lockout): a session issued at an older epoch no longer works.
+    pub session_epochs: HashMap<ObjectId, u64>,
 }
 
 impl AdminIndex {
@@ -50,6 +53,11 @@ impl AdminIndex {
         orgs
     }
 
+    /// The admin's current session epoch.
+    pub fn session_epoch(&self, admin: ObjectId) -> u64 {
+        self.session_epochs.get(&admin).copied().unwrap_or(0)
+    }
+
     pub fn by_api_key_hash(&self, hash: &str) -> Option<&AdminPrincipal> {
         self.by_key_hash
             .get(hash)
@@ -66,9 +74,23 @@ fn admin_id(e: &Envelope) -> Result<ObjectId, String> {
 
 fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
     let id = admin_id(e)?;
-    match AdminEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
-        .map_err(|e| e.to_string())?
-    {
+    let event = AdminEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+        .map_err(|e| e.to_string())?;
+    let home = state.admins.get(&id).is_some_and(|a| a.org_id == e.org_id);
+    let ends_sessions = match &event {
+        AdminEvent::PasswordChanged(_) | AdminEvent::Locked(_) | AdminEvent::SessionsEnded(_) => {
+            true
+        }
+        AdminEvent::Updated(u) => u
+            .changes
+            .iter()
+            .any(|c| c.field == "totp_status" && c.to.is_null()),
+        _ => false,
+    };
+    if home && ends_sessions {
+        *state.session_epochs.entry(id).or_default() += 1;
+    }
+    match event {
         AdminEvent::Created(c) if c.home_org.is_some() => {
             state.grants.entry(id).or_default().insert(e.org_id, c.role);
         }
@@ -85,15 +107,26 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
         }
         AdminEvent::Updated(u) => {
             // Keys come from the home stream only (grants refuse them anyway).
-            let home = state.admins.get(&id).is_some_and(|a| a.org_id == e.org_id);
             if let Some(key) = u.api_key.filter(|_| home) {
                 if let Some(old) = state.key_of.insert(id, key.key_hash.clone()) {
                     state.by_key_hash.remove(&old);
                 }
                 state.by_key_hash.insert(key.key_hash, id);
             }
+            let revoked = u
+                .changes
+                .iter()
+                .any(|c| c.field == "api_key" && c.to.is_null());
+            if home && revoked {
+                if let Some(old) = state.key_of.remove(&id) {
+                    state.by_key_hash.remove(&old);
+                }
+            }
         }
-        AdminEvent::PasswordChanged(_) => {}
+        AdminEvent::PasswordChanged(_)
+        | AdminEvent::Locked(_)
+        | AdminEvent::Unlocked(_)
+        | AdminEvent::SessionsEnded(_) => {}
         // A revoked grant.
         AdminEvent::Deleted(_) if state.admins.get(&id).is_none_or(|a| a.org_id != e.org_id) => {
             if let Some(g) = state.grants.get_mut(&id) {
@@ -112,11 +145,7 @@ fn reduce(state: &mut AdminIndex, e: &Envelope) -> Result<(), String> {
 }
 
 pub fn projection() -> Arc<MemoryProjection<AdminIndex>> {
-    const REDUCERS: &[(&str, MemoryReduceFn<AdminIndex>)] = &[
-        ("admin_create", reduce),
-        ("admin_update", reduce),
-        ("admin_password_change", reduce),
-        ("admin_delete", reduce),
-    ];
-    MemoryProjection::new("admin_index", REDUCERS)
+    let reducers: Vec<(&'static str, MemoryReduceFn<AdminIndex>)> =
+        EVENT_TYPES.iter().map(|t| (*t, reduce as _)).collect();
+    MemoryProjection::new("admin_index", &reducers)
 }

@@ -274,6 +274,18 @@ fn admin<'c>(
                 .await?;
             }
             AdminEvent::Updated(u) => {
+                let revoked = u
+                    .changes
+                    .iter()
+                    .any(|c| c.field == "api_key" && c.to.is_null());
+                if revoked {
+                    sqlx::query("UPDATE admins SET api_key_id = NULL, updated_at = $1 WHERE id = $2 AND org_id = $3")
+                        .bind(timestamp(e))
+                        .bind(&id)
+                        .bind(e.org_id.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 if let Some(key) = u.api_key {
                     sqlx::query("UPDATE admins SET api_key_id = $1, updated_at = $2 WHERE id = $3 AND org_id = $4")
                         .bind(key.key_id)
@@ -284,7 +296,10 @@ fn admin<'c>(
                         .await?;
                 }
             }
-            AdminEvent::PasswordChanged(_) => {}
+            AdminEvent::PasswordChanged(_)
+            | AdminEvent::Locked(_)
+            | AdminEvent::Unlocked(_)
+            | AdminEvent::SessionsEnded(_) => {}
             AdminEvent::Deleted(_) => {
                 sqlx::query("DELETE FROM admins WHERE id = $1 AND org_id = $2")
                     .bind(&id)

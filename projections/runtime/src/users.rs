@@ -131,10 +131,10 @@ pub fn to_json(id: &str, org: &str, user: &User, created: &str, updated: &str) -
     out.insert("password_status".into(), status);
     out.insert("password_date".into(), json!(user.password_date));
     out.insert("account_locked".into(), json!(user.account_locked));
-    out.insert("totp_enabled".into(), json!(user.totp_enrolled));
+    out.insert("totp_enabled".into(), json!(user.totp.enrolled));
     out.insert(
         "mfa".into(),
-        json!({"configured": user.totp_enrolled, "required": user.mfa_required, "enrollmentDeadline": user.mfa_enrollment_deadline}),
+        json!({"configured": user.totp.enrolled, "required": user.mfa_required, "enrollmentDeadline": user.mfa_enrollment_deadline}),
     );
     out.insert("organization".into(), json!(org));
     out.insert("created".into(), json!(created));

@@ -103,6 +103,39 @@ impl TestNode {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The API key an admin makes for themselves: a portal login with `email` and
+    /// `password`, then a rotation of their own key (nobody else is shown it).
+    pub async fn own_key(&self, email: &str, password: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/api/admin/session"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("the node answers");
+        assert_eq!(r.status(), 200, "admin login of {email}");
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        let session: serde_json::Value = r.json().await.expect("JSON");
+        let id = session["adminId"].as_str().expect("adminId");
+        let r = self
+            .http
+            .post(self.url(&format!("/api/administrators/{id}/apikey")))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", session["csrfToken"].as_str().expect("csrf"))
+            .send()
+            .await
+            .expect("the node answers");
+        assert_eq!(r.status(), 200, "own key of {email}");
+        let key: serde_json::Value = r.json().await.expect("JSON");
+        key["apiKey"].as_str().expect("apiKey").to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

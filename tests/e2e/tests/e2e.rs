@@ -21,6 +21,7 @@ mod e2e {
     pub mod multi_org;
     pub mod openapi;
     pub mod projections;
+    pub mod security;
     pub mod server_http;
     pub mod users_http;
 }

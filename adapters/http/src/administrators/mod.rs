@@ -60,9 +60,17 @@ pub async fn create(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let new: NewAdmin = parse(&headers, &body)?;
+    if !caller.admin.role.may_grant(new.role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "role: you may give only roles up to your own",
+        ));
+    }
     let email = new.email.trim().to_lowercase();
     // An admin of another organization is granted a role here instead (their
-    // credentials stay at home); they are told by email.
+    // credentials stay at home); they are told by email. The answer is the one a new
+    // admin gets, so nobody learns from it whom other organizations employ.
     let holder = castellan_app::unique::holder_of(
         &*state.log,
         admins::installation_org(),
@@ -73,13 +81,20 @@ pub async fn create(
     .and_then(|h| h.parse::<ObjectId>().ok())
     .and_then(|id| state.admins.snapshot().state.admins.get(&id).cloned());
     if let Some(existing) = holder.filter(|h| h.org_id != caller.org) {
-        if new.password.is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                Some("password"),
-                "password: this email belongs to an administrator of another organization, who keeps their password",
-            ));
-        }
+        let invitation_sent = match new.password {
+            // Checked and hashed as for a new admin (same errors, same time), then
+            // dropped: the admin keeps the password of their home organization.
+            Some(p) => {
+                castellan_domain::password_policy::PasswordPolicy::default().check(
+                    "password",
+                    &p,
+                    Some(&email),
+                )?;
+                castellan_app::password::hash(p).await?;
+                false
+            }
+            None => true,
+        };
         let position = admins::grant(
             &*state.log,
             caller.org,
@@ -101,7 +116,7 @@ pub async fn create(
             StatusCode::CREATED,
             [consistency::position_header(position)],
             Json(
-                json!({"id": existing.admin_id.to_string(), "email": email, "role": new.role, "invitationSent": true}),
+                json!({"id": existing.admin_id.to_string(), "email": email, "role": new.role, "invitationSent": invitation_sent}),
             ),
         ));
     }
@@ -173,13 +188,15 @@ pub async fn delete(
     ))
 }
 
-/// Any admin may rotate their own key; rotating another's needs admin management.
+/// Any admin may rotate their own key and is shown the new one, once. Another
+/// admin's key (with admin management, and a role up to one's own) is revoked: it
+/// stops working and no key is handed to the caller; its owner makes a new one.
 #[utoipa::path(
     post,
     path = "/api/administrators/{id}/apikey",
     tag = "administrators",
     params(("id" = String, Path, description = "24-hex object id")),
-    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "your new key (shown once), or another admin's key revoked", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn rotate_key(
@@ -190,27 +207,43 @@ pub async fn rotate_key(
     let target: ObjectId = id
         .parse()
         .map_err(|_| ApiError::not_found("administrator"))?;
-    if target != caller.admin.admin_id && !allows(caller.admin.role, Need::AdminManage) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only your own API key",
+    if target == caller.admin.admin_id {
+        // Your own key lives in your home organization's stream.
+        let (key, position) =
+            admins::rotate_api_key(&*state.log, caller.admin.org_id, target, caller.meta).await?;
+        state
+            .admins
+            .progress()
+            .wait_for(position, state.consistency_wait)
+            .await;
+        return Ok(Json(
+            json!({"apiKey": key, "note": "shown once; the previous key no longer works"}),
         ));
     }
-    // Your own key lives in your home organization's stream.
-    let org = if target == caller.admin.admin_id {
-        caller.admin.org_id
-    } else {
-        caller.org
-    };
-    let (key, position) = admins::rotate_api_key(&*state.log, org, target, caller.meta).await?;
+    let forbidden = |message| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
+    if !allows(caller.admin.role, Need::AdminManage) {
+        return Err(forbidden("only your own API key"));
+    }
+    let index = state.admins.snapshot();
+    let target_role = index
+        .state
+        .admins
+        .get(&target)
+        .and_then(|p| index.state.role_in(p, caller.org))
+        .ok_or_else(|| ApiError::not_found("administrator"))?;
+    if !caller.admin.role.may_grant(target_role) {
+        return Err(forbidden(
+            "only the keys of administrators whose role is up to your own",
+        ));
+    }
+    let position = admins::revoke_api_key(&*state.log, caller.org, target, caller.meta).await?;
     state
         .admins
         .progress()
         .wait_for(position, state.consistency_wait)
         .await;
     Ok(Json(
-        json!({"apiKey": key, "note": "shown once; the previous key no longer works"}),
+        json!({"apiKeyRevoked": true, "note": "the key no longer works; its owner makes a new one"}),
     ))
 }
 

@@ -1,6 +1,7 @@
 //! `POST /api/admin/session {email, password, totp?}`: an admin portal session (cookie +
-//! CSRF token); `DELETE /api/admin/session` ends it in the browser. Every attempt is an
-//! `admin_login_attempt` authentication event.
+//! CSRF token); `DELETE /api/admin/session` ends every session of the admin, on every
+//! node (the admin's session epoch moves). The checks, the lockout and the
+//! `admin_login_attempt` events are `castellan_app::admin_login`'s.
 //!
 //! An admin with TOTP enrolled must send a code (401 `mfa_required` without one; a code
 //! is used once). If the organization requires MFA and the admin has none yet, the
@@ -14,18 +15,16 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use castellan_app::{password, unique};
-use castellan_domain::admin::Admin;
-use castellan_domain::envelope::{
-    Actor, ActorKind, Commit, EventMeta, ExpectedVersion, NewEvent, StreamId,
-};
+use castellan_app::admin_login::{admin_login, AdminLoginOutcome, AdminLoginRequest};
+use castellan_domain::admin::{Admin, AdminCommand};
+use castellan_domain::envelope::{Actor, ActorKind, EventMeta};
 use castellan_domain::ObjectId;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::organizations::update::parse;
-use crate::session::COOKIE;
+use crate::session::{Session, COOKIE};
 use crate::state::ApiState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -41,50 +40,12 @@ pub struct Credentials {
     totp: Option<String>,
 }
 
-/// One login attempt as the event records it.
-struct Attempt<'a> {
-    org: ObjectId,
-    email: &'a str,
-    admin: Option<ObjectId>,
-    success: bool,
-    mfa: bool,
-    error: Option<&'a str>,
-}
-
-async fn record(state: &ApiState, meta: EventMeta, a: Attempt<'_>) -> Result<(), ApiError> {
-    let commit = Commit {
-        commit_id: uuid::Uuid::now_v7(),
-        org_id: a.org,
-        stream: StreamId::auth("directory"),
-        expected: ExpectedVersion::Any,
-        meta,
-        events: vec![NewEvent {
-            event_id: castellan_domain::ids::new_event_id(),
-            event_type: "admin_login_attempt".into(),
-            schema_version: 1,
-            payload: json!({
-                "success": a.success,
-                "initiated_by": {"type": "admin", "id": a.admin.map(|id| id.to_string()), "email": a.email},
-                "auth_method": "session",
-                "mfa": a.mfa,
-                "error_message": a.error,
-            }),
-        }],
-    };
-    state
-        .log
-        .append(commit)
-        .await
-        .map_err(castellan_app::AppError::from)?;
-    Ok(())
-}
-
 #[utoipa::path(
     post,
     path = "/api/admin/session",
     tag = "administrators",
     request_body(content = Credentials, content_type = "application/json"),
-    responses((status = 200, description = "session cookie set", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "session cookie set", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 429, description = "too many failed logins from this address", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn login(
     State(state): State<ApiState>,
@@ -93,154 +54,107 @@ pub async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let c: Credentials = parse(&headers, &body)?;
-    let email = c.email.trim().to_lowercase();
     let mut meta = EventMeta::new(
         state.clock.now(),
         Actor {
             kind: ActorKind::Admin,
             id: None,
-            email: Some(email.chars().take(254).collect()),
+            email: Some(c.email.trim().to_lowercase()),
         },
     );
     meta.client_ip = Some(peer.ip().to_string());
     meta.user_agent = headers
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
-    let installation = castellan_app::admins::installation_org();
-    let id: Option<ObjectId> = unique::holder_of(&*state.log, installation, "admin_email", &email)
-        .await?
-        .and_then(|o| o.parse().ok());
-    let principal = id.and_then(|id| state.admins.snapshot().state.admins.get(&id).cloned());
-    let admin = match &principal {
-        Some(p) => {
-            castellan_app::execute::load::<Admin>(
-                &*state.log,
-                p.org_id,
-                &StreamId::aggregate("admin", p.admin_id),
-            )
-            .await?
-            .state
-        }
-        None => Admin::default(),
-    };
-    let stored = admin.password_hash.clone();
-    // Unknown admins and wrong passwords take the same time and get the same answer.
-    let hash = stored
-        .clone()
-        .unwrap_or_else(|| castellan_app::login::dummy_hash().to_string());
-    let ok = password::verify(c.password, hash).await.unwrap_or(false) && stored.is_some();
-    let org = principal.as_ref().map(|p| p.org_id).unwrap_or(installation);
-    let invalid = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "invalid credentials",
-        )
-    };
-    let Some(p) = principal.filter(|_| ok) else {
-        record(
-            &state,
-            meta,
-            Attempt {
-                org,
-                email: &email,
-                admin: id,
-                success: false,
-                mfa: false,
-                error: Some("invalid credentials"),
-            },
-        )
-        .await?;
-        return Err(invalid());
-    };
-    let mut enroll_only = false;
-    if admin.totp_enrolled {
-        let Some(code) = c.totp.as_deref() else {
-            record(
-                &state,
-                meta,
-                Attempt {
-                    org,
-                    email: &email,
-                    admin: id,
-                    success: false,
-                    mfa: false,
-                    error: Some("mfa required"),
-                },
-            )
-            .await?;
+        .map(str::to_string);
+    let index = state.admins.snapshot();
+    let home_of = |id: ObjectId| index.state.admins.get(&id).map(|p| p.org_id);
+    let outcome = admin_login(
+        &*state.log,
+        &*state.failures,
+        &home_of,
+        meta,
+        AdminLoginRequest {
+            email: c.email,
+            password: c.password,
+            totp: c.totp,
+        },
+    )
+    .await?;
+    let (admin, org, enroll_only) = match outcome {
+        AdminLoginOutcome::Success {
+            admin,
+            org,
+            enroll_only,
+            ..
+        } => (admin, org, enroll_only),
+        AdminLoginOutcome::MfaRequired => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "mfa_required",
                 "send the current code of your authenticator app in totp",
-            ));
-        };
-        let used = castellan_app::admin_totp::verify(
-            &*state.log,
-            p.org_id,
-            &admin,
-            p.admin_id,
-            meta.clone(),
-            code,
-        )
-        .await;
-        if let Err(e) = used {
-            if !matches!(e, castellan_app::AppError::Domain(_)) {
-                return Err(e.into());
-            }
-            record(
-                &state,
-                meta,
-                Attempt {
-                    org,
-                    email: &email,
-                    admin: id,
-                    success: false,
-                    mfa: true,
-                    error: Some("invalid TOTP code"),
-                },
-            )
-            .await?;
-            return Err(invalid());
+            ))
         }
-    } else if castellan_app::admin_totp::org_requires_mfa(&*state.log, p.org_id).await? {
-        enroll_only = true;
-    }
-    record(
-        &state,
-        meta,
-        Attempt {
-            org,
-            email: &email,
-            admin: Some(p.admin_id),
-            success: true,
-            mfa: admin.totp_enrolled,
-            error: None,
-        },
-    )
-    .await?;
-    let token = state.session_key.issue(
-        p.admin_id,
-        p.org_id,
-        state.clock.now().unix_timestamp(),
-        enroll_only,
-    );
+        AdminLoginOutcome::Invalid => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid credentials",
+            ))
+        }
+        AdminLoginOutcome::Throttled {
+            retry_after_seconds,
+        } => return Err(ApiError::throttled(retry_after_seconds)),
+    };
+    let role = state
+        .admins
+        .snapshot()
+        .state
+        .admins
+        .get(&admin)
+        .map(|p| p.role);
+    let (token, csrf) = issue(&state, admin, org, enroll_only);
     let body = json!({
-        "adminId": p.admin_id.to_string(),
-        "orgId": p.org_id.to_string(),
-        "role": p.role,
-        "csrfToken": state.session_key.csrf(&token),
+        "adminId": admin.to_string(),
+        "orgId": org.to_string(),
+        "role": role,
+        "csrfToken": csrf,
         "mfaEnrollmentRequired": enroll_only,
     });
-    with_cookie(Json(body).into_response(), &token)
+    with_cookie(&state, Json(body).into_response(), &token)
 }
 
-/// Sets the session cookie on a response.
-pub fn with_cookie(mut response: Response, token: &str) -> Result<Response, ApiError> {
+/// A session token at the admin's current epoch, and its CSRF token.
+pub fn issue(
+    state: &ApiState,
+    admin: ObjectId,
+    org: ObjectId,
+    enroll_only: bool,
+) -> (String, String) {
+    let epoch = state.admins.snapshot().state.session_epoch(admin);
+    let token = state.session_key.issue(
+        Session {
+            admin,
+            org,
+            enroll_only,
+            epoch,
+        },
+        state.clock.now().unix_timestamp(),
+    );
+    let csrf = state.session_key.csrf(&token);
+    (token, csrf)
+}
+
+/// Sets the session cookie on a response (`Secure` when the public URL is https).
+pub fn with_cookie(
+    state: &ApiState,
+    mut response: Response,
+    token: &str,
+) -> Result<Response, ApiError> {
+    let secure = state.public_url.starts_with("https://");
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&crate::session::cookie(token)).map_err(|e| {
+        HeaderValue::from_str(&crate::session::cookie(token, secure)).map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })?,
     );
@@ -251,15 +165,32 @@ pub fn with_cookie(mut response: Response, token: &str) -> Result<Response, ApiE
     delete,
     path = "/api/admin/session",
     tag = "administrators",
-    responses((status = 204, description = "cookie cleared"), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody)),
+    responses((status = 204, description = "every session of the admin ended; cookie cleared"), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
-pub async fn logout(_caller: crate::auth::Caller) -> impl IntoResponse {
-    (
+pub async fn logout(
+    State(state): State<ApiState>,
+    caller: crate::auth::Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    let done = castellan_app::execute::execute::<Admin>(
+        &*state.log,
+        caller.admin.org_id,
+        &caller.admin.admin_id.to_string(),
+        caller.meta,
+        AdminCommand::EndSessions,
+    )
+    .await?;
+    // Every node refuses the old sessions once its admin index has folded this.
+    state
+        .admins
+        .progress()
+        .wait_for(done.position, state.consistency_wait)
+        .await;
+    Ok((
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
             format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
         )],
-    )
+    ))
 }

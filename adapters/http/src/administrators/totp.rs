@@ -1,5 +1,6 @@
 //! Admin TOTP: `POST /api/admin/totp/start` (a new secret, `otpauth://` URI and QR
-//! PNG for the caller), `POST /api/admin/totp/finish {code}` (confirms; an
+//! PNG for the caller; an admin with TOTP enrolled sends its current `code`, and the
+//! old factor stays in force until `finish`), `POST /api/admin/totp/finish {code}` (confirms; an
 //! enrollment-only session is upgraded to a full one), and
 //! `DELETE /api/administrators/{id}/totp` (a manager of admins resets another's).
 
@@ -22,13 +23,21 @@ use crate::state::ApiState;
     post,
     path = "/api/admin/totp/start",
     tag = "administrators",
-    responses((status = 200, description = "secret, otpauth URI and QR code PNG (base64)", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    request_body(content = CurrentCode, content_type = "application/json"),
+    responses((status = 400, description = "TOTP is enrolled and no valid current code was sent", body = crate::error::ErrorBody), (status = 200, description = "secret, otpauth URI and QR code PNG (base64)", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn start(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<admin_totp_enrollment::Body>, ApiError> {
+    let current: CurrentCode = if body.is_empty() {
+        CurrentCode::default()
+    } else {
+        parse(&headers, &body)?
+    };
     // Credentials live in the admin's home organization.
     let e = admin_totp::start(
         &*state.log,
@@ -36,6 +45,7 @@ pub async fn start(
         caller.admin.admin_id,
         caller.meta,
         "Castellan",
+        current.code.as_deref(),
     )
     .await?;
     Ok(Json(admin_totp_enrollment::Body {
@@ -54,6 +64,16 @@ pub mod admin_totp_enrollment {
         pub otpauth_uri: String,
         pub qr_png_base64: String,
     }
+}
+
+/// To replace an enrolled factor: its current code.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentCode {
+    /// The current code of the enrolled authenticator (required when TOTP is enrolled).
+    #[schema(pattern = r"^[0-9]{6}$")]
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -86,19 +106,15 @@ pub async fn finish(
         &c.code,
     )
     .await?;
-    let enrolled = json!({"totpEnrolled": done.state.totp_enrolled});
+    let enrolled = json!({"totpEnrolled": done.state.totp.enrolled});
     if !caller.enroll_only {
         return Ok(Json(enrolled).into_response());
     }
     // The session that could only enroll becomes a full one.
-    let token = state.session_key.issue(
-        caller.admin.admin_id,
-        caller.admin.org_id,
-        state.clock.now().unix_timestamp(),
-        false,
-    );
-    let body = json!({"totpEnrolled": true, "csrfToken": state.session_key.csrf(&token)});
-    super::session::with_cookie(Json(body).into_response(), &token)
+    let (token, csrf) =
+        super::session::issue(&state, caller.admin.admin_id, caller.admin.org_id, false);
+    let body = json!({"totpEnrolled": true, "csrfToken": csrf});
+    super::session::with_cookie(&state, Json(body).into_response(), &token)
 }
 
 #[utoipa::path(
@@ -117,7 +133,7 @@ pub async fn reset(
     let target: ObjectId = id
         .parse()
         .map_err(|_| ApiError::not_found("administrator"))?;
-    castellan_app::execute::execute::<castellan_domain::admin::Admin>(
+    let done = castellan_app::execute::execute::<castellan_domain::admin::Admin>(
         &*state.log,
         caller.org,
         &target.to_string(),
@@ -125,5 +141,11 @@ pub async fn reset(
         castellan_domain::admin::AdminCommand::ResetTotp,
     )
     .await?;
+    // The admin's sessions end with the reset: answer once the index knows.
+    state
+        .admins
+        .progress()
+        .wait_for(done.position, state.consistency_wait)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,8 @@
 //! `POST /userportal/login {orgId, username, password, totp?}`: 200 on success;
 //! 401 `invalid_credentials` alike for unknown users, wrong passwords and locked
-//! accounts; 401 `mfa_required` when a TOTP code is needed; 403 with the reason for
-//! other refusals after a correct password.
+//! accounts; 401 `mfa_required` when a TOTP code is needed; 429 while the client's
+//! address is throttled; 403 with the reason for other refusals after a correct
+//! password (a wrong or used code among them).
 
 use std::net::SocketAddr;
 
@@ -52,7 +53,7 @@ pub fn org(c: &Credentials) -> Result<ObjectId, ApiError> {
     path = "/userportal/login",
     tag = "userportal",
     request_body(content = crate::schemas::Login, content_type = "application/json"),
-    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 429, description = "too many failed logins from this address", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
 )]
 pub async fn handle(
     State(state): State<ApiState>,
@@ -63,20 +64,31 @@ pub async fn handle(
     let c: Credentials = parse(&headers, &body)?;
     let org = org(&c)?;
     let meta = meta(&state, &headers, Some(peer), &c.username);
-    let outcome = user_login(
-        &*state.log,
-        &*state.failures,
-        org,
-        meta,
-        LoginRequest {
-            username: c.username,
-            password: c.password,
-            totp: c.totp,
-            service: "directory",
-        },
-    )
-    .await
-    .map_err(|e| match e {
+    let outcome = user_login(&*state.log, &*state.failures, org, meta, request(c))
+        .await
+        .map_err(not_found_is_invalid)?;
+    match outcome {
+        LoginOutcome::Success { user, mfa } => Ok((
+            StatusCode::OK,
+            Json(json!({"success": true, "userId": user.to_string(), "mfa": mfa})),
+        )),
+        refused => Err(refusal(refused)),
+    }
+}
+
+/// The login request of portal credentials.
+pub fn request(c: Credentials) -> LoginRequest {
+    LoginRequest {
+        username: c.username,
+        password: c.password,
+        totp: c.totp,
+        service: "directory",
+    }
+}
+
+/// An organization that does not exist answers as wrong credentials do.
+pub fn not_found_is_invalid(e: castellan_app::AppError) -> ApiError {
+    match e {
         castellan_app::AppError::Domain(castellan_domain::DomainError::NotFound { .. }) => {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -85,27 +97,32 @@ pub async fn handle(
             )
         }
         other => other.into(),
-    })?;
-    Ok(match outcome {
-        LoginOutcome::Success { user, mfa } => (
-            StatusCode::OK,
-            Json(json!({"success": true, "userId": user.to_string(), "mfa": mfa})),
-        ),
-        LoginOutcome::MfaRequired => (
+    }
+}
+
+/// The answer to a login that did not succeed: 401 alike for unknown users, wrong
+/// passwords or codes and locked accounts; 401 `mfa_required`; 429 when throttled;
+/// 403 with the reason for other refusals after a correct password.
+pub fn refusal(outcome: LoginOutcome) -> ApiError {
+    match outcome {
+        LoginOutcome::MfaRequired => ApiError::new(
             StatusCode::UNAUTHORIZED,
-            Json(
-                json!({"code": "mfa_required", "message": "enter the code from your authenticator app"}),
-            ),
+            "mfa_required",
+            "enter the code from your authenticator app",
         ),
+        LoginOutcome::Throttled {
+            retry_after_seconds,
+        } => ApiError::throttled(retry_after_seconds),
         LoginOutcome::Failure {
-            reason: "invalid credentials",
-        } => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"code": "invalid_credentials", "message": "invalid credentials"})),
+            reason: reason @ "invalid credentials",
+        } => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", reason),
+        LoginOutcome::Failure { reason } => {
+            ApiError::new(StatusCode::FORBIDDEN, "login_refused", reason)
+        }
+        LoginOutcome::Success { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a successful login is no refusal",
         ),
-        LoginOutcome::Failure { reason } => (
-            StatusCode::FORBIDDEN,
-            Json(json!({"code": "login_refused", "message": reason})),
-        ),
-    })
+    }
 }

@@ -16,16 +16,7 @@ async fn admin_with_key(node: &TestNode, root: &str, email: &str, role: &str) ->
         .await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
-    let (s, key) = node
-        .call(
-            root,
-            "POST",
-            &format!("/api/administrators/{id}/apikey"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{key}");
-    (id, key["apiKey"].as_str().unwrap().to_string())
+    (id, node.own_key(email, "an admin passphrase").await)
 }
 
 /// (family, method, path, body, allowed for [administrator, manager, help_desk, read_only])

@@ -266,8 +266,10 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
         .unwrap();
     assert_eq!(user["mfa"]["required"], true);
     let log = &*node.running.log;
-    let counter =
-        castellan_projections::security::Counter(castellan_projections::security::projection());
+    let counter = castellan_projections::security::Counter::new(
+        castellan_projections::security::projection(),
+        Default::default(),
+    );
     let at = |days: i64| {
         EventMeta::new(
             time::OffsetDateTime::now_utc() + time::Duration::days(days),

@@ -11,6 +11,8 @@
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
 //! - [`session`]: signed admin portal session cookies and CSRF tokens.
 //! - [`schemas`]: request bodies as the OpenAPI document describes them.
+//! - [`guard`]: the outermost layer: a panic answers 500, axum's own refusals answer
+//!   in the error shape.
 //! - [`error`]: JSON errors with a stable code and the field they name.
 //! - [`query`]: query strings whose errors answer in JSON.
 //! - [`consistency`]: read-your-writes: write responses carry the log position;
@@ -24,6 +26,7 @@ pub mod administrators;
 pub mod auth;
 pub mod consistency;
 pub mod error;
+pub mod guard;
 pub mod insights;
 pub mod mail;
 pub mod openapi;
@@ -182,5 +185,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)
 }

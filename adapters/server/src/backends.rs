@@ -20,8 +20,7 @@ pub struct Backends {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<Backends> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("data_dir {}: cannot create it", config.data_dir.display()))?;
+    crate::data_dir::prepare(&config.data_dir)?;
     let (log, log_kind): (Arc<dyn EventLog>, _) = if config.is_cluster() {
         let settings = StreamSettings {
             name: config.log.stream.clone(),

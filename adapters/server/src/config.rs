@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -75,11 +76,18 @@ pub struct InsightsConfig {
     pub compact_interval_ms: u64,
     /// The durable consumer the materializer reads JetStream with (cluster mode).
     pub consumer: String,
+    /// Bounds on Directory Insights and admin SQL queries (see README, Security).
+    pub query_timeout_seconds: u64,
+    pub query_memory_mb: usize,
+    pub max_concurrent_queries: usize,
+    pub max_result_rows: usize,
+    pub max_result_mb: usize,
 }
 
 impl Default for InsightsConfig {
     fn default() -> Self {
         let m = castellan_insights::MaterializerConfig::default();
+        let q = castellan_insights::QueryLimits::default();
         InsightsConfig {
             materialize: true,
             dir: String::new(),
@@ -95,6 +103,11 @@ impl Default for InsightsConfig {
             compact_month_max_bytes: m.compact_month_max_bytes,
             compact_interval_ms: m.compact_interval_ms,
             consumer: m.consumer,
+            query_timeout_seconds: q.timeout.as_secs(),
+            query_memory_mb: q.memory_bytes >> 20,
+            max_concurrent_queries: q.max_concurrent,
+            max_result_rows: q.max_result_rows,
+            max_result_mb: q.max_result_bytes >> 20,
         }
     }
 }
@@ -147,6 +160,18 @@ impl Config {
                 "sink",
                 format!("{other:?}: dir or s3"),
             )),
+        }
+    }
+
+    /// The query limits, as the engine takes them.
+    pub fn query_limits(&self) -> castellan_insights::QueryLimits {
+        let i = &self.insights;
+        castellan_insights::QueryLimits {
+            timeout: Duration::from_secs(i.query_timeout_seconds.max(1)),
+            memory_bytes: i.query_memory_mb.max(1) << 20,
+            max_concurrent: i.max_concurrent_queries.max(1),
+            max_result_rows: i.max_result_rows.max(1),
+            max_result_bytes: i.max_result_mb.max(1) << 20,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`config`]: TOML + `CASTELLAN_SECTION_KEY` environment + `*_FILE` secrets.
 //! - [`backends`]: opening the event log (SQLite or NATS JetStream) and the read
 //!   store (SQLite or PostgreSQL) that the configuration names.
+//! - [`data_dir`]: owner-only files, and one serving process per data directory.
 //! - [`metered`]: the event-log decorator that counts appends for `/metrics`.
 //! - [`node`]: a running node: projections, HTTP API, management listener; ordered shutdown.
 //! - [`management`]: `/healthz`, `/readyz`, `/metrics`.
@@ -59,6 +60,7 @@ pub mod backends;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod data_dir;
 pub mod logging;
 pub mod management;
 pub mod metered;

@@ -36,15 +36,37 @@ pub struct Running {
     stop_projections: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     projections: Vec<JoinHandle<()>>,
+    /// Held while the node runs on the embedded log (see [`crate::data_dir`]).
+    _data_dir: Option<crate::data_dir::DataDirLock>,
 }
 
 /// Starts a node on the configured listeners (port 0 picks a free port).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    // Locked before anything opens the files of a node that may be running.
+    let data_dir = data_dir_lock(config)?;
     let backends = backends::open(config).await?;
-    start_with(config, backends).await
+    run(config, backends, data_dir).await
 }
 
 pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<Running> {
+    let data_dir = data_dir_lock(config)?;
+    run(config, backends, data_dir).await
+}
+
+/// The data directory's lock, on the embedded log (see [`crate::data_dir`]).
+fn data_dir_lock(config: &Config) -> anyhow::Result<Option<crate::data_dir::DataDirLock>> {
+    if config.is_cluster() {
+        return Ok(None);
+    }
+    crate::data_dir::prepare(&config.data_dir)?;
+    crate::data_dir::lock(&config.data_dir).map(Some)
+}
+
+async fn run(
+    config: &Config,
+    backends: Backends,
+    data_dir: Option<crate::data_dir::DataDirLock>,
+) -> anyhow::Result<Running> {
     let Backends {
         log,
         log_metrics,
@@ -90,7 +112,8 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
     } else {
         None
     };
-    let insights = castellan_insights::Insights::new(insights_storage);
+    let insights =
+        castellan_insights::Insights::with_limits(insights_storage, config.query_limits());
     let export = match (&insights_status, config.export.enabled) {
         (Some(status), true) => {
             let sink = config.export_sink().await.context("export")?;
@@ -185,6 +208,7 @@ pub async fn start_with(config: &Config, backends: Backends) -> anyhow::Result<R
         stop_projections,
         listeners,
         projections,
+        _data_dir: data_dir,
     })
 }
 

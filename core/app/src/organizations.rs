@@ -74,6 +74,12 @@ pub async fn set_logo(
     meta: EventMeta,
     bytes: Vec<u8>,
 ) -> Result<Executed<Organization>, AppError> {
+    // Each decode may hold up to MAX_DECODE_BYTES: two at a time per process.
+    static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = DECODES
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let (info, bytes) = tokio::task::spawn_blocking(move || (validate_logo(&bytes), bytes))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;

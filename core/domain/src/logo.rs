@@ -11,8 +11,13 @@ use crate::error::{DomainError, Violations};
 
 pub const MAX_LOGO_BYTES: usize = 780 * 1024;
 pub const MIN_LOGO_SIDE: u32 = 400;
-/// Larger images are refused before decoding (a decompression bomb guard).
-const MAX_LOGO_SIDE: u32 = 8192;
+/// Larger images are refused from their header, before decoding: a 780 KB PNG can
+/// claim 65,535 × 65,535 pixels (a decompression bomb). 4096 a side and 16 million
+/// pixels leave ten times the 400 × 400 the rule asks for; the decoder may then
+/// allocate at most [`MAX_DECODE_BYTES`] (16 Mpx of RGBA is 64 MiB).
+pub const MAX_LOGO_SIDE: u32 = 4096;
+pub const MAX_LOGO_PIXELS: u64 = 16 * 1024 * 1024;
+pub const MAX_DECODE_BYTES: u64 = 80 * 1024 * 1024;
 /// Share of border pixels that must be white or transparent.
 const BACKGROUND_SHARE: f64 = 0.95;
 
@@ -52,12 +57,31 @@ pub fn validate_logo(bytes: &[u8]) -> Result<LogoInfo, DomainError> {
     } else {
         "image/jpeg"
     };
+    let limits = || {
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_LOGO_SIDE);
+        limits.max_image_height = Some(MAX_LOGO_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        limits
+    };
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.limits(limits());
+    match header.into_dimensions() {
+        Ok((w, h))
+            if w > MAX_LOGO_SIDE
+                || h > MAX_LOGO_SIDE
+                || u64::from(w) * u64::from(h) > MAX_LOGO_PIXELS =>
+        {
+            v.add(
+                "logo",
+                format!("the image is {w}×{h} px; it must be at most {MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} px"),
+            );
+            v.into_result()?;
+        }
+        _ => {}
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_LOGO_SIDE);
-    limits.max_image_height = Some(MAX_LOGO_SIDE);
-    limits.max_alloc = Some(512 * 1024 * 1024);
-    reader.limits(limits);
+    reader.limits(limits());
     let image = match reader.decode() {
         Ok(image) => image,
         Err(e) => {
@@ -86,17 +110,17 @@ pub fn validate_logo(bytes: &[u8]) -> Result<LogoInfo, DomainError> {
     })
 }
 
-/// Judges the background by the image's outermost pixels.
+/// Judges the background by the image's outermost pixels (read one by one: the
+/// image is not copied whole into RGBA for its border).
 fn background_is_white_or_transparent(image: &image::DynamicImage) -> bool {
-    let rgba = image.to_rgba8();
-    let (w, h) = rgba.dimensions();
+    let (w, h) = image.dimensions();
     if w == 0 || h == 0 {
         return false;
     }
     let mut total = 0u64;
     let mut background = 0u64;
     let mut look = |x: u32, y: u32| {
-        let p = rgba.get_pixel(x, y).0;
+        let p = image.get_pixel(x, y).0;
         total += 1;
         let transparent = p[3] < 16;
         let white = p[0] >= 235 && p[1] >= 235 && p[2] >= 235;
@@ -165,6 +189,61 @@ mod tests {
         let mut truncated = png(400, 400, [255, 255, 255, 255]);
         truncated.truncate(60);
         let m = messages(validate_logo(&truncated).unwrap_err());
+        assert!(m[0].contains("cannot be read"), "{m:?}");
+    }
+
+    /// A PNG whose header claims `w`×`h` with one small, valid-checksummed IDAT.
+    fn claimed_png(w: u32, h: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = 0xffff_ffffu32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut typed = kind.to_vec();
+            typed.extend_from_slice(data);
+            out.extend_from_slice(&typed);
+            out.extend_from_slice(&crc32(&typed).to_be_bytes());
+        }
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(
+            &mut out,
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn huge_claimed_dimensions_are_refused_before_decoding() {
+        // 65,535² RGBA would be 16 GiB; the file is 70 bytes.
+        for (w, h) in [(65_535, 65_535), (4097, 400), (4096, 4097)] {
+            let bomb = claimed_png(w, h);
+            assert!(bomb.len() < 100);
+            let m = messages(validate_logo(&bomb).unwrap_err());
+            assert!(
+                m.iter().any(|m| m.contains("at most 4096×4096")),
+                "{w}×{h}: {m:?}"
+            );
+        }
+        // Within the bounds the header passes and the (empty) data is what fails.
+        let m = messages(validate_logo(&claimed_png(500, 500)).unwrap_err());
         assert!(m[0].contains("cannot be read"), "{m:?}");
     }
 

@@ -31,6 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::event::{date_of_ms, format_ms};
+use crate::limits::{QueryLimits, QueryThreads};
 use crate::page::Page;
 use crate::scan::{Scan, ScanPlan};
 use crate::schema::{column_for, is_bool_column, read_schema};
@@ -393,22 +394,34 @@ fn condition(field: &str, value: &Value) -> Result<Expr, InsightsError> {
     }
 }
 
+/// The most conditions one `search_term` may hold (a list's values count one each),
+/// and the deepest it may nest: expressions stay small enough to plan on any stack.
+pub const MAX_TERM_CONDITIONS: usize = 1000;
+pub const MAX_TERM_DEPTH: usize = 8;
+
 /// `{"and"|"or"|"not": [ {field: value}, {field: [v…]}, {"or": […]} … ]}` as an expression.
 pub fn term_expr(term: &Value) -> Result<Expr, InsightsError> {
-    term_at(term, 0)
+    let mut budget = MAX_TERM_CONDITIONS;
+    term_at(term, 0, &mut budget)
 }
 
-fn term_at(term: &Value, depth: usize) -> Result<Expr, InsightsError> {
-    if depth > 16 {
-        return Err(InsightsError::bad("search_term", "nested too deeply"));
+fn term_at(term: &Value, depth: usize, budget: &mut usize) -> Result<Expr, InsightsError> {
+    if depth >= MAX_TERM_DEPTH {
+        return Err(InsightsError::bad(
+            "search_term",
+            format!("nested more than {MAX_TERM_DEPTH} deep"),
+        ));
     }
-    let obj = term.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
-        InsightsError::bad(
+    let only = term
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.iter().next());
+    let Some((op, items)) = only else {
+        return Err(InsightsError::bad(
             "search_term",
             "must be an object with exactly one of and, or, not",
-        )
-    })?;
-    let (op, items) = obj.iter().next().expect("one key");
+        ));
+    };
     if !matches!(op.as_str(), "and" | "or" | "not") {
         return Err(InsightsError::bad(
             "search_term",
@@ -424,17 +437,24 @@ fn term_at(term: &Value, depth: usize) -> Result<Expr, InsightsError> {
     let mut seen = std::collections::HashSet::new();
     let mut parts = Vec::new();
     for item in items {
-        let Some(o) = item.as_object() else {
+        let Some(o) = item.as_object().filter(|o| !o.is_empty()) else {
             return Err(InsightsError::bad(
                 "search_term",
-                "each condition is an object",
+                "each condition is a non-empty object",
             ));
         };
         if o.len() == 1 && o.keys().all(|k| matches!(k.as_str(), "and" | "or" | "not")) {
-            parts.push(term_at(item, depth + 1)?);
+            parts.push(term_at(item, depth + 1, budget)?);
             continue;
         }
         for (field, value) in o {
+            let cost = value.as_array().map_or(1, Vec::len).max(1);
+            *budget = budget.checked_sub(cost).ok_or_else(|| {
+                InsightsError::bad(
+                    "search_term",
+                    format!("at most {MAX_TERM_CONDITIONS} conditions"),
+                )
+            })?;
             if !seen.insert(field.clone()) {
                 return Err(InsightsError::bad(
                     "search_term",
@@ -444,18 +464,28 @@ fn term_at(term: &Value, depth: usize) -> Result<Expr, InsightsError> {
             parts.push(condition(field, value)?);
         }
     }
-    let joined = |and: bool| {
-        parts
-            .clone()
-            .into_iter()
-            .reduce(|a, b| if and { a.and(b) } else { a.or(b) })
-            .expect("non-empty")
-    };
     Ok(match op.as_str() {
-        "and" => joined(true),
-        "or" => joined(false),
-        _ => Expr::Not(Box::new(joined(false))),
+        "and" => balanced(parts, Expr::and),
+        "or" => balanced(parts, Expr::or),
+        _ => Expr::Not(Box::new(balanced(parts, Expr::or))),
     })
+}
+
+/// The parts joined as a balanced tree (depth log2 n, not n), so that planning and
+/// evaluating a long list never recurses deeply. `parts` is never empty.
+fn balanced(mut parts: Vec<Expr>, join: fn(Expr, Expr) -> Expr) -> Expr {
+    while parts.len() > 1 {
+        let mut next = Vec::with_capacity(parts.len().div_ceil(2));
+        let mut it = parts.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => join(a, b),
+                None => a,
+            });
+        }
+        parts = next;
+    }
+    parts.pop().unwrap_or_else(|| lit(true))
 }
 
 /// An event as a file holds it: its service and its JSON text.
@@ -483,11 +513,19 @@ pub struct Insights {
     states: Arc<[SessionState; 2]>,
     /// The context direct scans run in (made once: it copies the configuration).
     direct_task: Arc<TaskContext>,
+    /// The threads queries run on, and their limits.
+    threads: Arc<QueryThreads>,
 }
 
 impl Insights {
+    /// With the default [`QueryLimits`].
     pub fn new(storage: Storage) -> Self {
+        Self::with_limits(storage, QueryLimits::default())
+    }
+
+    pub fn with_limits(storage: Storage, limits: QueryLimits) -> Self {
         let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()
             .expect("the default runtime builds");
         if let Ok(url) = url::Url::parse(storage.scheme_root()) {
@@ -506,7 +544,22 @@ impl Insights {
             listings: Arc::default(),
             states,
             direct_task,
+            threads: Arc::new(QueryThreads::new(limits)),
         }
+    }
+
+    pub fn limits(&self) -> &QueryLimits {
+        &self.threads.limits
+    }
+
+    /// Runs a query's work on the query threads, within the limits.
+    pub(crate) async fn bounded<T, Work, Fut>(&self, work: Work) -> Result<T, InsightsError>
+    where
+        T: Send + 'static,
+        Work: FnOnce(Insights) -> Fut,
+        Fut: std::future::Future<Output = Result<T, InsightsError>> + Send + 'static,
+    {
+        self.threads.run(work(self.clone())).await
     }
 
     pub fn storage(&self) -> &Storage {
@@ -703,11 +756,15 @@ impl Insights {
         org: &str,
         q: &EventQuery,
     ) -> Result<(Vec<String>, Value), InsightsError> {
-        self.relisting(org, || self.events_once(org, q)).await
+        let (org, q) = (org.to_string(), q.clone());
+        self.bounded(|me| async move { me.relisting(&org, || me.events_once(&org, &q)).await })
+            .await
     }
 
     pub async fn count(&self, org: &str, q: &EventQuery) -> Result<u64, InsightsError> {
-        self.relisting(org, || self.count_once(org, q)).await
+        let (org, q) = (org.to_string(), q.clone());
+        self.bounded(|me| async move { me.relisting(&org, || me.count_once(&org, &q)).await })
+            .await
     }
 
     /// `{"buckets": [{key, doc_count}], …}` of a field's values, most frequent first
@@ -718,8 +775,12 @@ impl Insights {
         q: &EventQuery,
         field: &str,
     ) -> Result<Value, InsightsError> {
-        self.relisting(org, || self.distinct_once(org, q, field))
-            .await
+        let (org, q, field) = (org.to_string(), q.clone(), field.to_string());
+        self.bounded(|me| async move {
+            me.relisting(&org, || me.distinct_once(&org, &q, &field))
+                .await
+        })
+        .await
     }
 
     /// `{"buckets": [{key (epoch ms), key_as_string, doc_count}]}` per interval of
@@ -732,8 +793,12 @@ impl Insights {
         value: u32,
         tz_offset_minutes: i32,
     ) -> Result<Value, InsightsError> {
-        self.relisting(org, || {
-            self.interval_once(org, q, unit, value, tz_offset_minutes)
+        let (org, q, unit) = (org.to_string(), q.clone(), unit.to_string());
+        self.bounded(|me| async move {
+            me.relisting(&org, || {
+                me.interval_once(&org, &q, &unit, value, tz_offset_minutes)
+            })
+            .await
         })
         .await
     }
@@ -1656,5 +1721,91 @@ mod tests {
                 assert_eq!(got, json!(901), "the 50 events of day 5 are gone");
             }
         }
+    }
+
+    /// The probe's requests that overflowed a worker's stack and aborted the
+    /// process: admin SQL with 1,000 `OR` terms and a search term of 700 conditions.
+    /// Both answer now, on the query threads; a result over the row limit, a query
+    /// over the memory limit and a panic answer errors that name their setting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_queries_answer_and_limits_name_their_setting() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = Storage::local(dir.path()).expect("storage");
+        let (org, other) = (ObjectId::generate(1), ObjectId::generate(2));
+        files(&storage, org, other).await;
+        let org = org.to_string();
+        let ins = Insights::new(storage.clone());
+
+        let ors = (0..1000)
+            .map(|i| format!("position = {i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!("SELECT count(*) AS n FROM events WHERE {ors}");
+        assert!(sql.len() > 12_000, "the probe's 12 KB");
+        let rows =
+            crate::sql::to_json_rows(&ins.sql(&org, &sql).await.expect("1,000 ORs")).expect("rows");
+        assert!(rows[0]["n"].as_i64().expect("n") > 0, "{rows:?}");
+
+        let term: Vec<Value> = (0..700)
+            .map(|i| json!({"and": [{"username": format!("User{}", i % 7)}]}))
+            .collect();
+        let q = EventQuery::parse(&json!({"service": ["all"], "start_time": format_ms(DAY0), "search_term": {"or": term}}))
+            .expect("700 conditions");
+        assert!(ins.count(&org, &q).await.expect("count") > 0);
+
+        // EXPLAIN shows the organization's files, not where they are kept.
+        let root = dir
+            .path()
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        let plan = crate::sql::to_csv(
+            &ins.sql(&org, "EXPLAIN SELECT * FROM events")
+                .await
+                .expect("explain"),
+        )
+        .expect("csv");
+        assert!(plan.contains("org="), "{plan}");
+        assert!(!plan.contains(&root), "{plan}");
+
+        let small = Insights::with_limits(
+            storage.clone(),
+            QueryLimits {
+                max_result_rows: 10,
+                ..QueryLimits::default()
+            },
+        );
+        let refused = small
+            .sql(&org, "SELECT id FROM events")
+            .await
+            .expect_err("over the row limit");
+        assert!(
+            refused.to_string().contains("insights.max_result_rows"),
+            "{refused}"
+        );
+        assert_eq!(
+            small
+                .sql(&org, "SELECT id FROM events LIMIT 10")
+                .await
+                .expect("ten rows")[0]
+                .num_rows(),
+            10
+        );
+
+        let tight = Insights::with_limits(
+            storage,
+            QueryLimits {
+                memory_bytes: 1024,
+                ..QueryLimits::default()
+            },
+        );
+        let refused = tight
+            .sql(&org, "SELECT id, event FROM events ORDER BY event DESC")
+            .await
+            .expect_err("over the memory limit");
+        assert!(
+            matches!(&refused, InsightsError::Limit { setting, .. } if *setting == "insights.query_memory_mb"),
+            "{refused}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::store::ReadStore;
 #[async_trait]
 impl BlobStore for ReadStore {
     async fn put(&self, sha256: &str, content_type: &str, bytes: &[u8]) -> Result<(), String> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO blobs (sha256, content_type, bytes) VALUES ($1, $2, $3)
              ON CONFLICT (sha256) DO NOTHING",

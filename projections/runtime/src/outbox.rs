@@ -29,6 +29,7 @@ impl ReadStore {
         body: &str,
     ) -> Result<String, sqlx::Error> {
         let id = uuid_like();
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO outbox (id, org_id, to_addr, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&id)
             .bind(org)
@@ -81,6 +82,7 @@ impl ReadStore {
         let mut leased = Vec::new();
         for r in rows {
             let id: String = r.get(0);
+            let _turn = self.write_turn().await;
             let won = sqlx::query(
                 "UPDATE outbox SET lease_until = $1 WHERE id = $2 AND sent_at IS NULL AND lease_until < $3",
             )
@@ -105,6 +107,7 @@ impl ReadStore {
     }
 
     pub async fn mark_mail_sent(&self, id: &str) -> Result<(), sqlx::Error> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE outbox SET sent_at = $1, last_error = NULL WHERE id = $2")
             .bind(
                 time::OffsetDateTime::now_utc()
@@ -126,6 +129,7 @@ impl ReadStore {
         error: &str,
         retry_at: i64,
     ) -> Result<(), sqlx::Error> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET attempts = $1, last_error = $2, lease_until = $3 WHERE id = $4",
         )

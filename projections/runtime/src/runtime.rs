@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::progress::Progress;
-use crate::store::{Dialect, ReadStore};
+use crate::store::{Dialect, ReadStore, WriteTx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -41,6 +41,46 @@ impl ProjectionError {
             event_type: e.event_type.clone(),
             reason: reason.to_string(),
         }
+    }
+
+    /// Whether trying again later can succeed: the store or the log was busy or
+    /// unreachable. Such an error pauses the projection (it retries from its
+    /// checkpoint); only the others set an event aside in `projection_failed_events`.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProjectionError::Apply { .. } => false,
+            ProjectionError::Log(_) => true,
+            ProjectionError::Store(e) => transient_store_error(e),
+        }
+    }
+}
+
+/// Busy, locked, unreachable or shutting down, as opposed to a statement that can
+/// never succeed (a constraint, a type, a syntax error).
+pub fn transient_store_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: BUSY (5) and LOCKED (6) with their extended codes (the low
+            // byte). PostgreSQL: connection exceptions (08), serialization failures
+            // and deadlocks (40), insufficient resources (53), operator intervention
+            // (57: shutdown, cancel).
+            let sqlite_busy = code
+                .parse::<i64>()
+                .map(|c| matches!(c & 0xff, 5 | 6))
+                .unwrap_or(false);
+            sqlite_busy
+                || ["08", "40", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 
@@ -90,7 +130,7 @@ pub async fn checkpoint(store: &ReadStore, name: &str) -> Result<Position, sqlx:
 
 /// Clears the projection's tables, failed events and checkpoint in one transaction.
 pub async fn reset(store: &ReadStore, projection: &SqlProjection) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     for table in projection.tables {
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
@@ -149,7 +189,9 @@ impl Runner {
     /// Follows the log until `shutdown` turns true. Transient failures (log or store
     /// unreachable) are retried with backoff from the stored checkpoint.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(100);
+        const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
+        let mut paused_at = None;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -157,6 +199,13 @@ impl Runner {
             match self.follow(&mut shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
+                    // A pause after progress starts the backoff over: one busy
+                    // moment an hour must not cost the next one five seconds.
+                    let at = *self.progress.borrow();
+                    if paused_at != Some(at) {
+                        backoff = FIRST_BACKOFF;
+                    }
+                    paused_at = Some(at);
                     tracing::warn!(projection = self.projection.name, error = %e, "projection paused; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -200,7 +249,7 @@ impl Runner {
         let Some(last) = batch.last().map(|c| c.position) else {
             return Ok(());
         };
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let lock = match self.store.dialect {
             // Another replica applying the same projection waits here, then skips
             // what it finds already applied.
@@ -228,7 +277,7 @@ impl Runner {
             Some(outcome) => outcome,
             None => {
                 tx.rollback().await?;
-                tx = self.store.pool.begin().await?;
+                tx = self.store.begin_write().await?;
                 sqlx::query(lock)
                     .bind(self.projection.name)
                     .fetch_optional(&mut *tx)
@@ -267,7 +316,7 @@ impl Runner {
     /// failing event and goes on.
     async fn apply_events(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut WriteTx,
         commits: &[&RecordedCommit],
         savepoints: bool,
     ) -> Result<Option<(u64, u64, Option<OffsetDateTime>)>, ProjectionError> {
@@ -284,6 +333,7 @@ impl Runner {
                             applied += 1;
                             newest = Some(envelope.occurred_at);
                         }
+                        Err(e) if e.is_transient() => return Err(e),
                         Err(_) => return Ok(None),
                     }
                     continue;
@@ -295,6 +345,7 @@ impl Runner {
                         applied += 1;
                         newest = Some(envelope.occurred_at);
                     }
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => {
                         savepoint.rollback().await?;
                         failed += 1;

@@ -1,10 +1,13 @@
 //! The SQL read store and its migrations.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -27,10 +30,69 @@ pub enum StoreError {
 }
 
 /// A connection pool plus what kind of database is behind it.
+///
+/// Writes go through [`ReadStore::begin_write`] or [`ReadStore::write_turn`]: on
+/// SQLite the process's writers take turns, and a transaction takes the write lock
+/// when it begins (`BEGIN IMMEDIATE`). A deferred transaction that read first and
+/// then writes fails at once with `database is locked` when another writer committed
+/// in between (SQLite cannot upgrade its snapshot, and no busy timeout helps), which
+/// is how projections used to stall behind the mail outbox.
 #[derive(Clone)]
 pub struct ReadStore {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction; on SQLite it also holds the process's writer turn.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+/// The transaction's connection, as a `Transaction` derefs: `&mut *tx` executes.
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl ReadStore {
+    /// The writer turn for a single write statement outside a transaction (`None`
+    /// on PostgreSQL, whose writers need no turns).
+    pub async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// Begins a write transaction (see [`ReadStore`]).
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.write_turn().await;
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
 }
 
 /// One schema change; `postgres` overrides `sql` where the dialects differ.
@@ -241,7 +303,11 @@ impl ReadStore {
             .connect_with(options)
             .await
             .map_err(|e| err(e.to_string()))?;
-        let store = ReadStore { pool, dialect };
+        let store = ReadStore {
+            pool,
+            dialect,
+            writer: Arc::default(),
+        };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
             tokio::spawn(checkpoint_wal(store.pool.clone()));
@@ -274,7 +340,7 @@ impl ReadStore {
                 Dialect::Postgres => m.postgres.unwrap_or(m.sql),
                 Dialect::Sqlite => m.sql,
             };
-            let mut tx = self.pool.begin().await.map_err(failed)?;
+            let mut tx = self.begin_write().await.map_err(failed)?;
             for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
                 sqlx::query(statement)
                     .execute(&mut *tx)

@@ -24,4 +24,5 @@ mod e2e {
     pub mod security;
     pub mod server_http;
     pub mod users_http;
+    pub mod write_stalls;
 }

@@ -23,7 +23,7 @@ use crate::state::ApiState;
     post,
     path = "/api/admin/totp/start",
     tag = "administrators",
-    request_body(content = CurrentCode, content_type = "application/json"),
+    request_body(content = Option<CurrentCode>, content_type = "application/json"),
     responses((status = 400, description = "TOTP is enrolled and no valid current code was sent", body = crate::error::ErrorBody), (status = 200, description = "secret, otpauth URI and QR code PNG (base64)", body = Object), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
@@ -33,11 +33,22 @@ pub async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<admin_totp_enrollment::Body>, ApiError> {
+    // No body, `null` and `{}` all mean "no current code"; a code, when sent, has
+    // the shape of one whether or not it is needed.
     let current: CurrentCode = if body.is_empty() {
         CurrentCode::default()
     } else {
-        parse(&headers, &body)?
+        parse::<Option<CurrentCode>>(&headers, &body)?.unwrap_or_default()
     };
+    if let Some(code) = &current.code {
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("code"),
+                "code: the 6 digits of the authenticator",
+            ));
+        }
+    }
     // Credentials live in the admin's home organization.
     let e = admin_totp::start(
         &*state.log,

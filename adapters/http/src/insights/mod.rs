@@ -19,6 +19,19 @@ impl From<InsightsError> for ApiError {
                 let text = format!("{field}: {message}");
                 ApiError::bad_request("invalid_field", Some(&field), text)
             }
+            // The message names the setting; the request has to change, not wait.
+            InsightsError::Limit { message, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "limit_exceeded", message)
+            }
+            InsightsError::Timeout(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "query_timeout", message)
+            }
+            InsightsError::Busy(message) => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "insights_busy", message);
+                e.retry_after_seconds = Some(1);
+                e
+            }
             other => {
                 tracing::error!(error = %other, "insights query failed");
                 ApiError::new(

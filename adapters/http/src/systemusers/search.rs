@@ -14,6 +14,9 @@ use crate::error::ApiError;
 use crate::organizations::update::parse;
 use crate::state::ApiState;
 
+/// More fields than a user has; each listed field costs one query.
+const MAX_SEARCH_FIELDS: usize = 32;
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Body {
@@ -92,8 +95,19 @@ pub async fn handle(
                     "firstname".into(),
                     "lastname".into(),
                 ]
+            } else if sf.fields.len() > MAX_SEARCH_FIELDS {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    Some("searchFilter.fields"),
+                    format!("searchFilter.fields: at most {MAX_SEARCH_FIELDS} fields"),
+                ));
             } else {
+                // A field named twice is searched once (each costs a query).
+                let mut seen = std::collections::HashSet::new();
                 sf.fields
+                    .into_iter()
+                    .filter(|f| seen.insert(f.clone()))
+                    .collect()
             };
             let mut merged = std::collections::BTreeMap::new();
             for field in fields {

@@ -56,7 +56,7 @@ pub async fn sql(config: &Config, query: &str, org: &str, csv: bool) -> anyhow::
     let storage = config
         .insights_storage()
         .context("insights storage (insights.dir or insights.s3_*)")?;
-    let batches = Insights::new(storage)
+    let batches = Insights::with_limits(storage, config.query_limits())
         .sql(&org.to_string(), query)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

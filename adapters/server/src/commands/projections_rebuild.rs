@@ -10,6 +10,11 @@ use crate::config::Config;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let b = crate::backends::open(config).await?;
+    let _serving_refused = if config.is_cluster() {
+        None
+    } else {
+        Some(crate::data_dir::lock(&config.data_dir)?)
+    };
     runtime::reset(&b.store, &PORTAL).await?;
     let runner = Runner::new(b.store.clone(), b.log.clone(), &PORTAL);
     let started = std::time::Instant::now();

@@ -538,3 +538,166 @@ async fn logout_and_a_totp_reset_end_the_session() {
     assert_eq!(s, 204);
     assert_eq!(get(cookie).await, 401, "a TOTP reset ends the sessions");
 }
+
+/// The probe's process-aborting queries, sent as it sent them with a read-only key:
+/// a search term of 700 `or` conditions and admin SQL of 1,000 `OR` terms (12 KB).
+/// Both answer, the node keeps serving, and the bounds are 400s that say the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_queries_answer_instead_of_aborting_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = castellan_e2e::node::config(dir.path());
+    c.insights.flush_interval_ms = 50;
+    let node = TestNode::start(c, dir).await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let root = &acme.api_key;
+    create_user(&node, root, "ann").await;
+    let (s, _) = create_admin(&node, root, "reader@acme.test", "read_only").await;
+    assert_eq!(s, 200);
+    let reader = node.own_key("reader@acme.test", ADMIN_PASSWORD).await;
+    super::insights_http::materialized(&node).await;
+    let start = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let ask = |path: &'static str, body: Value| {
+        let (node, reader) = (&node, reader.clone());
+        async move { super::insights_http::post(node, &reader, path, body).await }
+    };
+
+    let ors: Vec<Value> = (0..700)
+        .map(|i| json!({"and": [{"resource.username": format!("u{i}")}]}))
+        .collect();
+    let body = json!({"service": ["all"], "start_time": start, "search_term": {"or": ors}});
+    let (s, _, count) = ask("/insights/directory/v1/events/count", body).await;
+    assert_eq!(s, 200, "{count}");
+
+    let sql = format!(
+        "SELECT count(*) AS n FROM events WHERE {}",
+        (0..1000)
+            .map(|i| format!("username = 'u{i}'"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    assert!(sql.len() > 12_000);
+    let (s, _, rows) = ask("/api/insights/sql", json!({"sql": sql})).await;
+    assert_eq!(s, 200, "{rows}");
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({"and": [{"resource.username": format!("u{i}")}]}))
+        .collect();
+    let body = json!({"service": ["all"], "start_time": start, "search_term": {"or": too_many}});
+    let (s, _, e) = ask("/insights/directory/v1/events/count", body).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("at most 1000"),
+        "{e}"
+    );
+
+    let body = json!({"service": ["all"], "start_time": start, "search_term": {"and": [{}]}});
+    let (s, _, e) = ask("/insights/directory/v1/events", body).await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["field"], "search_term");
+
+    // EXPLAIN names the organization's files, never the data directory.
+    let (s, _, plan) = ask(
+        "/api/insights/sql",
+        json!({"sql": "EXPLAIN SELECT * FROM events"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{plan}");
+    let text = plan.to_string();
+    let data_dir = node
+        .dir
+        .path()
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_string();
+    assert!(text.contains("org="), "{text}");
+    assert!(!text.contains(&data_dir), "{text}");
+
+    let (s, _) = node.call(root, "GET", "/api/systemusers", None).await;
+    assert_eq!(s, 200, "the node is still serving");
+}
+
+/// Bodies over the limit and wrong methods answer in the error shape, and a
+/// searchFilter that names a field 20,000 times is refused before it costs 20,000
+/// queries (a field named a few times is searched once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_answer_in_the_error_shape() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let key = &acme.api_key;
+    create_user(&node, key, "ann").await;
+
+    let r = node
+        .http
+        .post(node.url("/api/systemusers"))
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let e: Value = r.json().await.expect("a JSON error");
+    assert_eq!(e["code"], "body_too_large", "{e}");
+
+    let r = node
+        .http
+        .patch(node.url("/api/systemusers"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let e: Value = r.json().await.expect("a JSON error");
+    assert_eq!(e["code"], "method_not_allowed", "{e}");
+
+    let fields: Vec<&str> = vec!["username"; 20_000];
+    let (s, e) = node
+        .call(
+            key,
+            "POST",
+            "/api/search/systemusers",
+            Some(json!({"searchFilter": {"searchTerm": "ann", "fields": fields}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["field"], "searchFilter.fields");
+    let (s, found) = node
+        .call(
+            key,
+            "POST",
+            "/api/search/systemusers",
+            Some(json!({"searchFilter": {"searchTerm": "ann", "fields": ["username", "username", "email"]}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["totalCount"], 1);
+}
+
+/// The data directory's files are the owner's only, and a second node on the same
+/// directory is refused in one line naming it, while the first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_is_private_and_served_by_one_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    for name in ["events.db", "read.db"] {
+        let mode = std::fs::metadata(node.dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+    }
+    let second = castellan_server::node::start(&castellan_e2e::node::config(node.dir.path())).await;
+    let err = format!("{:#}", second.err().expect("a second node is refused"));
+    assert!(err.contains("another castellan process"), "{err}");
+    assert!(
+        err.contains(&node.dir.path().display().to_string()),
+        "{err}"
+    );
+    let (s, _) = node
+        .call(&acme.api_key, "GET", "/api/systemusers", None)
+        .await;
+    assert_eq!(s, 200);
+}

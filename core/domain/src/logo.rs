@@ -77,6 +77,7 @@ pub fn validate_logo(bytes: &[u8]) -> Result<LogoInfo, DomainError> {
                 format!("the image is {w}×{h} px; it must be at most {MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} px"),
             );
             v.into_result()?;
+            unreachable!("a violation was added")
         }
         _ => {}
     }

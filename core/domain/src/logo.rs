@@ -64,8 +64,10 @@ pub fn validate_logo(bytes: &[u8]) -> Result<LogoInfo, DomainError> {
         limits.max_alloc = Some(MAX_DECODE_BYTES);
         limits
     };
+    // The header is read without limits (it allocates nothing), so that a claimed
+    // size over the bounds is named as such rather than as a decoder limit.
     let mut header = ImageReader::with_format(Cursor::new(bytes), format);
-    header.limits(limits());
+    header.no_limits();
     match header.into_dimensions() {
         Ok((w, h))
             if w > MAX_LOGO_SIDE

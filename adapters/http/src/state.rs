@@ -16,6 +16,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// The shared failed-login counter (lockout).
     pub failures: Arc<dyn castellan_app::login::FailureCounter>,
+    /// Seals TOTP secrets before they reach the log (`security.encryption_keys`).
+    pub keys: Arc<castellan_app::sealing::Keyring>,
     /// The longest a request waits for a projection to reach a position.
     pub consistency_wait: Duration,
     /// Signs admin portal session cookies.

@@ -60,6 +60,28 @@ pub enum Command {
         #[command(subcommand)]
         command: InsightsCommand,
     },
+    /// The encryption keys that seal TOTP secrets (security.encryption_keys).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print a new key entry `id:base64key` for security.encryption_keys.
+    New {
+        /// The key's id (default: k + today's date).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Seal every TOTP secret anew under the first key of security.encryption_keys
+    /// (after a rotation; safe while nodes run). Prints what it did as JSON.
+    Reseal {
+        /// Count what would be resealed without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +182,12 @@ pub fn main() -> ExitCode {
             Command::Users {
                 command: UsersCommand::Import { file, dry_run, org },
             } => commands::users_import::run(&config, &file, dry_run, org.as_deref()).await,
+            Command::Keys {
+                command: KeysCommand::New { id },
+            } => commands::keys::new(id.as_deref()),
+            Command::Keys {
+                command: KeysCommand::Reseal { dry_run },
+            } => commands::keys::reseal(&config, dry_run).await,
             Command::Insights {
                 command: InsightsCommand::Run,
             } => commands::insights::run(&config).await,

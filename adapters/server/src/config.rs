@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
+use castellan_app::sealing::Keyring;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +39,11 @@ pub struct SecurityConfig {
     /// attempts (users' and admins', every protocol) are refused; 0: no throttle.
     pub login_ip_max_failures: u32,
     pub login_ip_window_seconds: u64,
+    /// Keys that seal TOTP secrets before they reach the log: `id:base64(32 bytes)`
+    /// entries separated by commas or new lines, the first sealing, all opening
+    /// (`castellan keys new` makes one). Empty on the embedded log: a key generated
+    /// in `data_dir/encryption.keys`. A cluster needs the same keys on every node.
+    pub encryption_keys: String,
 }
 
 impl Default for SecurityConfig {
@@ -44,6 +51,7 @@ impl Default for SecurityConfig {
         SecurityConfig {
             login_ip_max_failures: 30,
             login_ip_window_seconds: 300,
+            encryption_keys: String::new(),
         }
     }
 }
@@ -432,7 +440,45 @@ impl Config {
         if self.log.replicas == 0 || self.log.replicas > 5 {
             return Err(ConfigError::Invalid("log.replicas: 1 to 5".into()));
         }
+        if !self.security.encryption_keys.trim().is_empty() {
+            Keyring::parse(&self.security.encryption_keys)
+                .map_err(|e| ConfigError::Invalid(format!("security.encryption_keys: {e}")))?;
+        }
         Ok(())
+    }
+
+    /// The keys TOTP secrets are sealed with: `security.encryption_keys`, else (on
+    /// the embedded log) the key file in the data directory, made on first use.
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        if !self.security.encryption_keys.trim().is_empty() {
+            return Keyring::parse(&self.security.encryption_keys)
+                .map_err(|e| anyhow::anyhow!("security.encryption_keys: {e}"));
+        }
+        anyhow::ensure!(
+            !self.is_cluster(),
+            "security.encryption_keys: every node of a cluster needs the same key to seal \
+             TOTP secrets; make one with `castellan keys new` and give it to each node \
+             (CASTELLAN_SECURITY_ENCRYPTION_KEYS_FILE)"
+        );
+        let path = self.data_dir.join(KEY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("data_dir {}", self.data_dir.display()))?;
+                let entry = Keyring::new_entry(&default_key_id());
+                write_private(&path, &format!("{entry}\n"))
+                    .with_context(|| format!("{}", path.display()))?;
+                tracing::info!(
+                    file = %path.display(),
+                    "TOTP secrets are sealed with a key made in the data directory; \
+                     set security.encryption_keys to keep the key apart from the data"
+                );
+                entry
+            }
+            Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+        };
+        Keyring::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 
     /// The SQLite log file of the embedded default.
@@ -454,6 +500,27 @@ impl Config {
     pub fn is_cluster(&self) -> bool {
         self.log.url.starts_with("nats://") || self.log.url.starts_with("tls://")
     }
+}
+
+/// The embedded default's key file, in the data directory.
+pub const KEY_FILE: &str = "encryption.keys";
+
+/// A key id that says when the key was made, e.g. `k20261207`.
+pub fn default_key_id() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("k{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Creates a file only its owner can read (never replacing one).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// Environment values are strings; numbers and booleans become typed.
@@ -520,5 +587,45 @@ mod tests {
         std::fs::write(&file, "data_dir = [").unwrap();
         let e = Config::load_with(Some(&file), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("bad.toml"), "{e}");
+    }
+
+    #[test]
+    fn encryption_keys_come_from_the_setting_or_a_private_key_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let e = Config::load_with(
+            None,
+            &env(&[("CASTELLAN_SECURITY_ENCRYPTION_KEYS", "k1:AAAA")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("security.encryption_keys"), "{e}");
+        let entry = Keyring::new_entry("k1");
+        let c = Config::load_with(
+            None,
+            &env(&[("CASTELLAN_SECURITY_ENCRYPTION_KEYS", entry.as_str())]),
+        )
+        .unwrap();
+        assert_eq!(c.keyring().unwrap().current_id(), "k1");
+
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config {
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        let first = c.keyring().unwrap();
+        let file = dir.path().join("data").join(KEY_FILE);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let binding = castellan_app::sealing::Binding {
+            purpose: "totp",
+            org: "o",
+            account: "a",
+        };
+        let sealed = first.seal(binding, "S");
+        assert_eq!(c.keyring().unwrap().open(binding, &sealed).unwrap(), "S");
+
+        let mut cluster = c.clone();
+        cluster.log.url = "nats://127.0.0.1:4222".into();
+        let e = cluster.keyring().unwrap_err().to_string();
+        assert!(e.contains("security.encryption_keys"), "{e}");
     }
 }

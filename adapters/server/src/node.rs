@@ -73,6 +73,7 @@ async fn run(
         store,
         log_kind,
     } = backends;
+    let keys = Arc::new(config.keyring()?);
     let (stop_projections, projections_rx) = watch::channel(false);
     let (stop_listeners, listeners_rx) = watch::channel(false);
 
@@ -148,6 +149,7 @@ async fn run(
                 window: Duration::from_secs(config.security.login_ip_window_seconds),
             },
         )),
+        keys,
         consistency_wait: Duration::from_millis(config.projections.consistency_wait_ms),
         session_key: castellan_http::session::SessionKey::from_secret(&config.http.session_secret),
         public_url: if config.http.public_url.is_empty() {

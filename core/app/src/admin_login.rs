@@ -19,6 +19,7 @@ use crate::error::AppError;
 use crate::execute::{execute, load};
 use crate::login::{dummy_hash, parse, FailureCounter};
 use crate::ports::EventLog;
+use crate::sealing::Keyring;
 use crate::{admin_totp, admins, auth_events, password, unique, users};
 
 /// Failures within the window that lock an admin when the org sets no limit.
@@ -77,6 +78,7 @@ async fn limits(log: &dyn EventLog, org: ObjectId) -> Result<(u32, u32, u32), Ap
 pub async fn admin_login(
     log: &dyn EventLog,
     counter: &dyn FailureCounter,
+    keys: &Keyring,
     home_of: &(dyn Fn(ObjectId) -> Option<ObjectId> + Send + Sync),
     meta: EventMeta,
     req: AdminLoginRequest,
@@ -160,7 +162,7 @@ pub async fn admin_login(
             rec.record(false, false, "mfa required", false).await?;
             return Ok(AdminLoginOutcome::MfaRequired);
         };
-        match admin_totp::verify(log, org, &admin, id, meta.clone(), code).await {
+        match admin_totp::verify(log, keys, org, &admin, id, meta.clone(), code).await {
             Ok(_) => {}
             Err(AppError::Domain(_)) => return fail(true, "invalid TOTP code").await,
             Err(e) => return Err(e),

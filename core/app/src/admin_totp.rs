@@ -11,7 +11,8 @@ use castellan_domain::{DomainError, ObjectId};
 use crate::error::AppError;
 use crate::execute::{execute, load, Executed};
 use crate::ports::EventLog;
-use crate::totp::{confirming_step, enrollment, login_steps, new_secret, Enrollment};
+use crate::sealing::Keyring;
+use crate::totp::{confirming_step, enrollment, login_steps, new_secret, Enrollment, SecretPlace};
 
 /// Starts (or restarts) the admin's enrollment with a new secret. An admin with TOTP
 /// enrolled must send its current `code` (an API key or a session alone cannot
@@ -19,6 +20,7 @@ use crate::totp::{confirming_step, enrollment, login_steps, new_secret, Enrollme
 /// the new one is confirmed.
 pub async fn start(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     admin: ObjectId,
     meta: EventMeta,
@@ -28,6 +30,7 @@ pub async fn start(
     let state = load::<Admin>(log, org, &StreamId::aggregate("admin", admin))
         .await?
         .state;
+    let place = SecretPlace::admin(keys, org, admin);
     let current = match (&state.totp.secret, code) {
         (None, _) => None,
         (Some(_), None) => {
@@ -39,7 +42,7 @@ pub async fn start(
         }
         (Some(secret), Some(code)) => Some(CodeSteps {
             secret: secret.clone(),
-            steps: login_steps(secret, code, &meta, "code")?,
+            steps: login_steps(&place.open(secret)?, code, &meta, "code")?,
         }),
     };
     let secret = new_secret()?;
@@ -49,7 +52,7 @@ pub async fn start(
         &admin.to_string(),
         meta,
         AdminCommand::StartTotp {
-            secret: secret.clone(),
+            secret: place.seal(&secret),
             current,
         },
     )
@@ -60,6 +63,7 @@ pub async fn start(
 /// Confirms the enrollment with a valid code; that code's step is spent.
 pub async fn finish(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     admin: ObjectId,
     meta: EventMeta,
@@ -72,6 +76,7 @@ pub async fn finish(
         .totp
         .pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
+    let secret = SecretPlace::admin(keys, org, admin).open(&secret)?;
     let step = confirming_step(&secret, code, &meta)?;
     execute::<Admin>(
         log,
@@ -86,6 +91,7 @@ pub async fn finish(
 /// Checks a login code against the enrolled secret; `Ok` spends its step.
 pub async fn verify(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     admin: &Admin,
     admin_id: ObjectId,
@@ -97,7 +103,8 @@ pub async fn verify(
         .secret
         .clone()
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
-    let steps = login_steps(&secret, code, &meta, "totp")?;
+    let plain = SecretPlace::admin(keys, org, admin_id).open(&secret)?;
+    let steps = login_steps(&plain, code, &meta, "totp")?;
     execute::<Admin>(
         log,
         org,

@@ -17,6 +17,9 @@
 //!   the shared lockout counter and per-address throttle; every attempt is an event.
 //! - [`admin_login`]: administrator login, with lockout and throttling like users'.
 //! - [`auth_events`]: authentication events, with the caller's texts capped.
+//! - [`sealing`]: secrets that must be read back (TOTP), sealed with AES-256-GCM
+//!   under `security.encryption_keys` before they reach the log.
+//! - [`reseal`]: after a key rotation, every TOTP secret sealed anew under the current key.
 //! - [`totp`]: TOTP enrollment (URI, QR PNG) and replay-proof verification.
 //! - [`admin_totp`]: the same for administrators (optional, or required by the org).
 //! - [`unix_ids`]: per-organization uid allocation under concurrency.
@@ -35,6 +38,8 @@ pub mod login;
 pub mod organizations;
 pub mod password;
 pub mod ports;
+pub mod reseal;
+pub mod sealing;
 pub mod totp;
 pub mod unique;
 pub mod unix_ids;

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use crate::error::AppError;
 use crate::execute::{execute, load};
 use crate::ports::EventLog;
+use crate::sealing::Keyring;
 use crate::{auth_events, password, totp, unique, users};
 
 /// Recent failed logins per account and per client address, as every protocol
@@ -98,6 +99,7 @@ pub(crate) fn parse(ts: &Option<String>) -> Option<OffsetDateTime> {
 pub async fn user_login(
     log: &dyn EventLog,
     counter: &dyn FailureCounter,
+    keys: &Keyring,
     org: ObjectId,
     meta: EventMeta,
     req: LoginRequest,
@@ -111,7 +113,7 @@ pub async fn user_login(
         let Some(code) = req.totp.as_deref() else {
             return Ok(LoginOutcome::MfaRequired);
         };
-        match totp::verify(log, org, account.id, meta.clone(), code).await {
+        match totp::verify(log, keys, org, account.id, meta.clone(), code).await {
             Ok(_) => {}
             Err(AppError::Domain(e)) => {
                 tracing::debug!(error = %e, "TOTP refused");
@@ -133,6 +135,7 @@ pub async fn user_login(
 pub async fn start_totp_enrollment(
     log: &dyn EventLog,
     counter: &dyn FailureCounter,
+    keys: &Keyring,
     org: ObjectId,
     meta: EventMeta,
     req: LoginRequest,
@@ -146,7 +149,10 @@ pub async fn start_totp_enrollment(
     let current = match (&account.user.totp.secret, req.totp.as_deref()) {
         (None, _) => None,
         (Some(_), None) => return Ok(Err(LoginOutcome::MfaRequired)),
-        (Some(secret), Some(code)) => match totp::login_steps(secret, code, &meta, "totp") {
+        (Some(secret), Some(code)) => match totp::SecretPlace::user(keys, org, account.id)
+            .open(secret)
+            .and_then(|plain| totp::login_steps(&plain, code, &meta, "totp"))
+        {
             Ok(steps) => Some(CodeSteps {
                 secret: secret.clone(),
                 steps,
@@ -155,7 +161,7 @@ pub async fn start_totp_enrollment(
         },
     };
     let proven = current.is_some();
-    match totp::start(log, org, account.id, meta.clone(), issuer, current).await {
+    match totp::start(log, keys, org, account.id, meta.clone(), issuer, current).await {
         Ok(enrollment) => {
             rec.record(Some(account.id), true, proven, "", false)
                 .await?;
@@ -174,6 +180,7 @@ pub async fn start_totp_enrollment(
 pub async fn finish_totp_enrollment(
     log: &dyn EventLog,
     counter: &dyn FailureCounter,
+    keys: &Keyring,
     org: ObjectId,
     meta: EventMeta,
     req: LoginRequest,
@@ -187,7 +194,7 @@ pub async fn finish_totp_enrollment(
     if account.user.totp.pending_secret.is_none() {
         return Err(DomainError::state("totp", "no enrollment was started").into());
     }
-    match totp::finish(log, org, account.id, meta.clone(), code).await {
+    match totp::finish(log, keys, org, account.id, meta.clone(), code).await {
         Ok(_) => {
             rec.record(Some(account.id), true, true, "", false).await?;
             Ok(Ok(()))

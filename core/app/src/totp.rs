@@ -13,8 +13,53 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use crate::error::AppError;
 use crate::execute::{execute, load, Executed};
 use crate::ports::EventLog;
+use crate::sealing::{Binding, Keyring};
 
 pub const STEP_SECONDS: u64 = 30;
+
+/// Where an account's TOTP secrets are sealed: the keyring and the account they are
+/// bound to. Events carry secrets only sealed; codes are computed from the opened one.
+pub(crate) struct SecretPlace<'a> {
+    keys: &'a Keyring,
+    org: String,
+    account: String,
+}
+
+impl<'a> SecretPlace<'a> {
+    pub(crate) fn user(keys: &'a Keyring, org: ObjectId, user: ObjectId) -> Self {
+        SecretPlace {
+            keys,
+            org: org.to_string(),
+            account: format!("user/{user}"),
+        }
+    }
+
+    pub(crate) fn admin(keys: &'a Keyring, org: ObjectId, admin: ObjectId) -> Self {
+        SecretPlace {
+            keys,
+            org: org.to_string(),
+            account: format!("admin/{admin}"),
+        }
+    }
+
+    fn binding(&self) -> Binding<'_> {
+        Binding {
+            purpose: "totp",
+            org: &self.org,
+            account: &self.account,
+        }
+    }
+
+    pub(crate) fn seal(&self, plain: &str) -> String {
+        self.keys.seal(self.binding(), plain)
+    }
+
+    pub(crate) fn open(&self, stored: &str) -> Result<String, AppError> {
+        self.keys.open(self.binding(), stored).map_err(|e| {
+            AppError::Internal(format!("the TOTP secret of {}: {e}", self.account))
+        })
+    }
+}
 
 fn totp(secret_b32: &str, account: &str, issuer: &str) -> Result<TOTP, AppError> {
     let bytes = Secret::Encoded(secret_b32.to_string())
@@ -89,6 +134,7 @@ pub struct Enrollment {
 /// [`crate::login::start_totp_enrollment`], the only caller that should be).
 pub(crate) async fn start(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     user: ObjectId,
     meta: EventMeta,
@@ -102,7 +148,7 @@ pub(crate) async fn start(
         &user.to_string(),
         meta,
         UserCommand::StartTotp {
-            secret: secret.clone(),
+            secret: SecretPlace::user(keys, org, user).seal(&secret),
             current,
         },
     )
@@ -135,6 +181,7 @@ pub(crate) fn enrollment(
 /// Confirms the enrollment with a valid code; that code's step is spent.
 pub(crate) async fn finish(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     user: ObjectId,
     meta: EventMeta,
@@ -147,6 +194,7 @@ pub(crate) async fn finish(
         .totp
         .pending_secret
         .ok_or_else(|| DomainError::state("totp", "no enrollment was started"))?;
+    let secret = SecretPlace::user(keys, org, user).open(&secret)?;
     let step = confirming_step(&secret, code, &meta)?;
     execute::<User>(
         log,
@@ -161,6 +209,7 @@ pub(crate) async fn finish(
 /// Checks a login code; `Ok` spends its step.
 pub(crate) async fn verify(
     log: &dyn EventLog,
+    keys: &Keyring,
     org: ObjectId,
     user: ObjectId,
     meta: EventMeta,
@@ -173,7 +222,8 @@ pub(crate) async fn verify(
         .totp
         .secret
         .ok_or_else(|| DomainError::state("totp", "TOTP is not enrolled"))?;
-    let steps = login_steps(&secret, code, &meta, "code")?;
+    let plain = SecretPlace::user(keys, org, user).open(&secret)?;
+    let steps = login_steps(&plain, code, &meta, "code")?;
     execute::<User>(
         log,
         org,

@@ -15,7 +15,7 @@ use crate::aggregate::{from_payload, Aggregate, DecideContext, DecodeError, Even
 use crate::change::Change;
 use crate::error::{DomainError, Violations};
 use crate::organization::is_plausible_email;
-use crate::totp::{CodeSteps, Totp};
+use crate::totp::{CodeSteps, StoredSecrets, Totp};
 use crate::upcast::upcast;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,11 @@ pub enum AdminCommand {
     },
     /// Records an accepted login code: the oldest matching step newer than the last one.
     UseTotp(CodeSteps),
+    /// Replaces the stored TOTP secrets (`read`) with the same secrets sealed anew.
+    ResealTotp {
+        read: StoredSecrets,
+        sealed: StoredSecrets,
+    },
     ResetTotp,
     /// Too many failed logins: portal logins are refused until `Unlock`.
     Lock,
@@ -149,6 +154,9 @@ pub struct AdminUpdated {
     /// The TOTP time step spent (enrollment confirmed, or a login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_step: Option<u64>,
+    /// The TOTP secrets sealed anew after a key rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_resealed: Option<StoredSecrets>,
 }
 
 /// `admin_password_change` and `admin_delete` carry their changes (and the hash).
@@ -247,6 +255,7 @@ fn totp_event(changes: Vec<Change>, secret: Option<String>, step: Option<u64>) -
         api_key: None,
         totp_secret: secret,
         totp_step: step,
+        totp_resealed: None,
     })
 }
 
@@ -323,6 +332,7 @@ impl Aggregate for Admin {
             | AdminCommand::StartTotp { .. }
             | AdminCommand::FinishTotp { .. }
             | AdminCommand::UseTotp(_)
+            | AdminCommand::ResealTotp { .. }
             | AdminCommand::ResetTotp
             | AdminCommand::Lock
             | AdminCommand::Unlock
@@ -348,6 +358,7 @@ impl Aggregate for Admin {
                     api_key: None,
                     totp_secret: None,
                     totp_step: None,
+                    totp_resealed: None,
                 })])
             }
             AdminCommand::RotateApiKey { key_id, key_hash } => {
@@ -364,6 +375,7 @@ impl Aggregate for Admin {
                     }),
                     totp_secret: None,
                     totp_step: None,
+                    totp_resealed: None,
                 })])
             }
             AdminCommand::SetPassword {
@@ -433,6 +445,20 @@ impl Aggregate for Admin {
                 None,
                 Some(self.totp.accept(code)?),
             )]),
+            AdminCommand::ResealTotp { read, sealed } => Ok(self
+                .totp
+                .reseal(read, sealed)?
+                .map(|sealed| {
+                    AdminEvent::Updated(AdminUpdated {
+                        changes: vec![],
+                        api_key: None,
+                        totp_secret: None,
+                        totp_step: None,
+                        totp_resealed: Some(sealed),
+                    })
+                })
+                .into_iter()
+                .collect()),
             AdminCommand::ResetTotp => Ok(self
                 .totp
                 .reset()
@@ -495,6 +521,9 @@ impl Aggregate for Admin {
                 }
                 self.totp
                     .apply_secrets(e.totp_secret.as_deref(), e.totp_step);
+                if let Some(sealed) = &e.totp_resealed {
+                    self.totp.apply_resealed(sealed);
+                }
                 for c in e.changes.iter().filter(|c| c.field == "totp_status") {
                     self.totp.apply_status(&c.to);
                 }

@@ -34,6 +34,16 @@ pub struct CodeSteps {
     pub steps: Vec<u64>,
 }
 
+/// The stored (sealed) secrets of an account, enrolled and pending: what a reseal
+/// read and what it writes in their place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolled: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+}
+
 /// What a start of enrollment decides: the status change (none when an enrolled
 /// factor stays in force meanwhile) and the step of the current code it spent.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +115,49 @@ impl Totp {
     pub fn reset(&self) -> Option<Vec<Change>> {
         let status = self.status();
         (!status.is_null()).then(|| vec![Change::new("totp_status", status, Value::Null)])
+    }
+
+    /// The secrets as stored now.
+    pub fn stored(&self) -> StoredSecrets {
+        StoredSecrets {
+            enrolled: self.secret.clone(),
+            pending: self.pending_secret.clone(),
+        }
+    }
+
+    /// Checks a reseal: `read` must still be what is stored (an enrollment that
+    /// started or finished meanwhile makes it stale), and `sealed` must replace
+    /// exactly the secrets there are. `None` when there is nothing to reseal.
+    pub fn reseal(
+        &self,
+        read: &StoredSecrets,
+        sealed: &StoredSecrets,
+    ) -> Result<Option<StoredSecrets>, DomainError> {
+        if *read != self.stored() {
+            return Err(DomainError::state(
+                "totp",
+                "the TOTP secrets changed meanwhile; read them again",
+            ));
+        }
+        if read.enrolled.is_some() != sealed.enrolled.is_some()
+            || read.pending.is_some() != sealed.pending.is_some()
+        {
+            return Err(DomainError::invalid(
+                "totp",
+                "a reseal replaces exactly the secrets that are stored",
+            ));
+        }
+        Ok((read != sealed && *sealed != StoredSecrets::default()).then(|| sealed.clone()))
+    }
+
+    /// Folds a reseal: the same secrets, sealed anew.
+    pub fn apply_resealed(&mut self, sealed: &StoredSecrets) {
+        if sealed.enrolled.is_some() {
+            self.secret = sealed.enrolled.clone();
+        }
+        if sealed.pending.is_some() {
+            self.pending_secret = sealed.pending.clone();
+        }
     }
 
     /// Folds what an event carries: a new pending secret, a spent step.
@@ -191,5 +244,31 @@ mod tests {
         t.apply_status(&reset[0].to);
         assert_eq!(t, Totp::default());
         assert!(t.reset().is_none());
+    }
+
+    #[test]
+    fn a_reseal_replaces_what_it_read_and_nothing_else() {
+        let mut t = enrolled("OLD");
+        t.apply_secrets(Some("PENDING"), None);
+        let read = t.stored();
+        let sealed = StoredSecrets {
+            enrolled: Some("OLD'".into()),
+            pending: Some("PENDING'".into()),
+        };
+        let stale = StoredSecrets {
+            pending: None,
+            ..read.clone()
+        };
+        assert!(t.reseal(&stale, &sealed).is_err(), "read before a change");
+        let half = StoredSecrets {
+            pending: None,
+            ..sealed.clone()
+        };
+        assert!(t.reseal(&read, &half).is_err(), "drops the pending one");
+        assert_eq!(t.reseal(&read, &read).unwrap(), None, "nothing new");
+        let out = t.reseal(&read, &sealed).unwrap().unwrap();
+        t.apply_resealed(&out);
+        assert_eq!(t.stored(), sealed);
+        assert!(t.enrolled && t.last_step == 0);
     }
 }

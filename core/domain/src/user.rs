@@ -13,7 +13,7 @@ use crate::aggregate::{from_payload, Aggregate, DecideContext, DecodeError, Even
 use crate::change::{diff, Change};
 use crate::error::{DomainError, Violations};
 use crate::organization::is_plausible_email;
-use crate::totp::{CodeSteps, Totp};
+use crate::totp::{CodeSteps, StoredSecrets, Totp};
 use crate::upcast::upcast;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -162,6 +162,12 @@ pub enum UserCommand {
     },
     /// Records an accepted login code: the oldest matching step newer than the last one.
     UseTotp(CodeSteps),
+    /// Replaces the stored TOTP secrets (`read`) with the same secrets sealed anew
+    /// (`sealed`), after an encryption key rotation.
+    ResealTotp {
+        read: StoredSecrets,
+        sealed: StoredSecrets,
+    },
     ResetMfa,
     Delete,
 }
@@ -176,6 +182,9 @@ pub struct UserEventBody {
     pub totp_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_step: Option<u64>,
+    /// The TOTP secrets sealed anew (a `totp_resealed` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_resealed: Option<StoredSecrets>,
     /// SHA-256 of an activation link's token and its expiry (never in `changes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_token_hash: Option<String>,
@@ -206,6 +215,7 @@ pub enum UserEventKind {
     TotpFinish,
     TotpDelete,
     TotpUsed,
+    TotpResealed,
 }
 
 const KINDS: &[(UserEventKind, &str)] = &[
@@ -223,6 +233,7 @@ const KINDS: &[(UserEventKind, &str)] = &[
     (UserEventKind::TotpFinish, "totp_finish_enrollment"),
     (UserEventKind::TotpDelete, "totp_delete_enrollment"),
     (UserEventKind::TotpUsed, "totp_step_used"),
+    (UserEventKind::TotpResealed, "totp_resealed"),
 ];
 
 /// Every event type of the user aggregate.
@@ -674,6 +685,18 @@ impl Aggregate for User {
                     ..Default::default()
                 },
             }]),
+            ResealTotp { read, sealed } => Ok(self
+                .totp
+                .reseal(read, sealed)?
+                .map(|sealed| UserEvent {
+                    kind: UserEventKind::TotpResealed,
+                    body: UserEventBody {
+                        totp_resealed: Some(sealed),
+                        ..Default::default()
+                    },
+                })
+                .into_iter()
+                .collect()),
             ResetMfa => match self.totp.reset() {
                 None => Ok(vec![]),
                 Some(changes) => one(UserEventKind::TotpDelete, changes),
@@ -694,6 +717,9 @@ impl Aggregate for User {
         }
         self.totp
             .apply_secrets(e.body.totp_secret.as_deref(), e.body.totp_step);
+        if let Some(sealed) = &e.body.totp_resealed {
+            self.totp.apply_resealed(sealed);
+        }
         if e.body.activation_token_hash.is_some() {
             self.activation_token_hash = e.body.activation_token_hash.clone();
             self.activation_expires_at = e.body.activation_expires_at.clone();

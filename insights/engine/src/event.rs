@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 pub(crate) const SECRET_KEYS: &[&str] = &[
     "password_hash",
     "totp_secret",
+    "totp_resealed",
     "invite_token_hash",
     "activation_token_hash",
     "api_key",

@@ -15,12 +15,22 @@ pub struct TestNode {
     pub management: String,
 }
 
+/// The key the test nodes seal TOTP secrets with: the same on every node, as a
+/// cluster needs (fixed, so a test can open what the log holds).
+pub const TEST_ENCRYPTION_KEYS: &str = "test1:Y2FzdGVsbGFuLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmM=";
+
+/// The keyring of [`TEST_ENCRYPTION_KEYS`].
+pub fn test_keyring() -> castellan_app::sealing::Keyring {
+    castellan_app::sealing::Keyring::parse(TEST_ENCRYPTION_KEYS).expect("the test key parses")
+}
+
 /// A configuration on loopback port 0 with everything under `dir`.
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config {
         data_dir: dir.to_path_buf(),
         ..Default::default()
     };
+    c.security.encryption_keys = TEST_ENCRYPTION_KEYS.into();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.management.listen = "127.0.0.1:0".parse().unwrap();
     c.projections.consistency_wait_ms = 1500;

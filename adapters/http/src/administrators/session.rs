@@ -72,6 +72,7 @@ pub async fn login(
     let outcome = admin_login(
         &*state.log,
         &*state.failures,
+        &state.keys,
         &home_of,
         meta,
         AdminLoginRequest {

@@ -35,10 +35,22 @@ pub async fn start(
 ) -> Result<Json<admin_totp_enrollment::Body>, ApiError> {
     // No body, `null` and `{}` all mean "no current code"; a code, when sent, has
     // the shape of one whether or not it is needed.
+    // (A derived struct would also take a JSON array, field by field: only an
+    // object is a body here.)
     let current: CurrentCode = if body.is_empty() {
         CurrentCode::default()
     } else {
-        parse::<Option<CurrentCode>>(&headers, &body)?.unwrap_or_default()
+        match parse::<serde_json::Value>(&headers, &body)? {
+            serde_json::Value::Null => CurrentCode::default(),
+            serde_json::Value::Object(_) => parse::<CurrentCode>(&headers, &body)?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    None,
+                    "the body must be a JSON object (or empty)",
+                ))
+            }
+        }
     };
     if let Some(code) = &current.code {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -52,6 +64,7 @@ pub async fn start(
     // Credentials live in the admin's home organization.
     let e = admin_totp::start(
         &*state.log,
+        &state.keys,
         caller.admin.org_id,
         caller.admin.admin_id,
         caller.meta,
@@ -111,6 +124,7 @@ pub async fn finish(
     let c: Code = parse(&headers, &body)?;
     let done = admin_totp::finish(
         &*state.log,
+        &state.keys,
         caller.admin.org_id,
         caller.admin.admin_id,
         caller.meta,

@@ -64,7 +64,7 @@ pub async fn handle(
     let c: Credentials = parse(&headers, &body)?;
     let org = org(&c)?;
     let meta = meta(&state, &headers, Some(peer), &c.username);
-    let outcome = user_login(&*state.log, &*state.failures, org, meta, request(c))
+    let outcome = user_login(&*state.log, &*state.failures, &state.keys, org, meta, request(c))
         .await
         .map_err(not_found_is_invalid)?;
     match outcome {

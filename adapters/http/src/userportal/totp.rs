@@ -44,6 +44,7 @@ pub async fn start(
     let enrollment = login::start_totp_enrollment(
         &*state.log,
         &*state.failures,
+        &state.keys,
         org,
         meta,
         request(c),
@@ -84,7 +85,7 @@ pub async fn finish(
         })?;
     let org = org(&c)?;
     let meta = meta(&state, &headers, Some(peer), &c.username);
-    login::finish_totp_enrollment(&*state.log, &*state.failures, org, meta, request(c), &code)
+    login::finish_totp_enrollment(&*state.log, &*state.failures, &state.keys, org, meta, request(c), &code)
         .await
         .map_err(not_found_is_invalid)?
         .map_err(refusal)?;

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod events_tail;
 pub mod insights;
+pub mod keys;
 pub mod projections_rebuild;
 pub mod quickstart;
 pub mod serve;

@@ -220,3 +220,35 @@ fn corrupt_or_foreign_sqlite_files_are_refused_untouched() {
         "{err}"
     );
 }
+
+#[test]
+fn keys_new_makes_a_key_and_reseal_reports_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = castellan(dir.path(), &["keys", "new", "--id", "k9"], &[]);
+    assert!(out.status.success());
+    let entry = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(entry.starts_with("k9:"), "{entry}");
+    let keys = castellan_app::sealing::Keyring::parse(&entry).unwrap();
+    assert_eq!(keys.current_id(), "k9");
+    let err = one_line_error(&castellan(
+        dir.path(),
+        &["keys", "new", "--id", "bad/id"],
+        &[],
+    ));
+    assert!(err.contains("--id"), "{err}");
+
+    let out = castellan(
+        dir.path(),
+        &["keys", "reseal", "--dry-run"],
+        &[("CASTELLAN_SECURITY_ENCRYPTION_KEYS", &entry)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["report"]["accounts_seen"], 0);
+    assert_eq!(report["report"]["key_id"], "k9");
+}

@@ -282,11 +282,25 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
         totp: None,
         service: "directory",
     };
-    let six = user_login(log, &counter, acme.org_id, at(6), req.clone())
+    let six = user_login(
+        log,
+        &counter,
+        &castellan_e2e::node::test_keyring(),
+        acme.org_id,
+        at(6),
+        req.clone(),
+    )
         .await
         .unwrap();
     assert!(matches!(six, LoginOutcome::Success { .. }), "{six:?}");
-    let eight = user_login(log, &counter, acme.org_id, at(8), req)
+    let eight = user_login(
+        log,
+        &counter,
+        &castellan_e2e::node::test_keyring(),
+        acme.org_id,
+        at(8),
+        req,
+    )
         .await
         .unwrap();
     assert_eq!(

@@ -137,7 +137,19 @@ async fn a_users_totp_is_not_replaced_with_the_password_alone() {
     .await
     .unwrap()
     .state;
-    assert_eq!(user.totp.secret.as_deref(), Some(new.as_str()));
+    let sealed = user.totp.secret.unwrap();
+    assert!(sealed.starts_with("enc1:test1:"), "{sealed}");
+    let binding = castellan_app::sealing::Binding {
+        purpose: "totp",
+        org: &org,
+        account: &format!("user/{id}"),
+    };
+    assert_eq!(
+        castellan_e2e::node::test_keyring()
+            .open(binding, &sealed)
+            .unwrap(),
+        new
+    );
     assert!(user.totp.enrolled && user.totp.pending_secret.is_none());
 }
 
@@ -552,7 +564,7 @@ async fn long_queries_answer_instead_of_aborting_the_node() {
     let root = &acme.api_key;
     create_user(&node, root, "ann").await;
     let (s, _) = create_admin(&node, root, "reader@acme.test", "read_only").await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 201);
     let reader = node.own_key("reader@acme.test", ADMIN_PASSWORD).await;
     super::insights_http::materialized(&node).await;
     let start = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
@@ -700,4 +712,146 @@ async fn the_data_dir_is_private_and_served_by_one_node() {
         .call(&acme.api_key, "GET", "/api/systemusers", None)
         .await;
     assert_eq!(s, 200);
+}
+
+/// Low: TOTP secrets are sealed before they reach the log (AES-256-GCM under
+/// `security.encryption_keys`). A rotation puts a new key first, `keys reseal` seals
+/// every secret anew, and the old key can then be removed while logins go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    use castellan_app::sealing::{Binding, Keyring};
+    let (old, new) = (Keyring::new_entry("old"), Keyring::new_entry("new"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = castellan_e2e::node::config(dir.path());
+    c.security.encryption_keys = old.clone();
+    let node = TestNode::start(c.clone(), dir).await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let org = acme.org_id.to_string();
+    let ivan = create_user(&node, &acme.api_key, "ivan").await;
+    create_user(&node, &acme.api_key, "pam").await;
+    let (s, e) = create_admin(&node, &acme.api_key, "ops@acme.test", "administrator").await;
+    assert_eq!(s, 201, "{e}");
+    let ops_key = node.own_key("ops@acme.test", ADMIN_PASSWORD).await;
+
+    let step = fresh_step().await;
+    let ivan_creds = json!({"orgId": org, "username": "ivan", "password": PASSWORD});
+    let (s, e) = post(&node, "/userportal/totp/start", &ivan_creds).await;
+    assert_eq!(s, 200, "{e}");
+    let ivan_secret = e["secret"].as_str().unwrap().to_string();
+    let mut finish = ivan_creds.clone();
+    finish["code"] = json!(code_at(&ivan_secret, (step - 1) * 30).unwrap());
+    assert_eq!(post(&node, "/userportal/totp/finish", &finish).await.0, 200);
+    // pam's enrollment stays pending across the rotation.
+    let pam_creds = json!({"orgId": org, "username": "pam", "password": PASSWORD});
+    let (s, e) = post(&node, "/userportal/totp/start", &pam_creds).await;
+    assert_eq!(s, 200, "{e}");
+    let pam_secret = e["secret"].as_str().unwrap().to_string();
+    let (s, e) = node
+        .call(&ops_key, "POST", "/api/admin/totp/start", None)
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let ops_secret = e["secret"].as_str().unwrap().to_string();
+    let (s, e) = node
+        .call(
+            &ops_key,
+            "POST",
+            "/api/admin/totp/finish",
+            Some(json!({"code": code_at(&ops_secret, (step - 1) * 30).unwrap()})),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+
+    // At rest: no event and no byte of the log's files holds a secret in the clear.
+    let secrets = [&ivan_secret, &pam_secret, &ops_secret];
+    let events = node.running.log.read_after(0, 100_000).await.unwrap();
+    let mut sealed_fields = 0;
+    for e in events.iter().flat_map(|c| c.envelopes()) {
+        let text = e.payload.to_string();
+        for s in secrets {
+            assert!(!text.contains(s.as_str()), "{}: {text}", e.event_type);
+        }
+        if let Some(v) = e.payload.get("totp_secret") {
+            assert!(v.as_str().unwrap().starts_with("enc1:old:"), "{v}");
+            sealed_fields += 1;
+        }
+    }
+    assert_eq!(sealed_fields, 3);
+    for name in ["events.db", "events.db-wal"] {
+        let bytes = std::fs::read(node.dir.path().join(name)).unwrap_or_default();
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{name} holds a secret in the clear"
+            );
+        }
+    }
+
+    // Rotation, step 1: the new key first, the old one after it; old seals still open.
+    let TestNode { running, dir, .. } = node;
+    running.shutdown().await;
+    c.security.encryption_keys = format!("{new},{old}");
+    let node = TestNode::start(c.clone(), dir).await;
+    let mut login = ivan_creds.clone();
+    login["totp"] = json!(code_at(&ivan_secret, step * 30).unwrap());
+    let (s, e) = post(&node, "/userportal/login", &login).await;
+    assert_eq!(s, 200, "sealed under the old key: {e}");
+
+    // Step 2: reseal. Everything moves to the new key once; a second run finds nothing.
+    let both = Keyring::parse(&c.security.encryption_keys).unwrap();
+    let report = castellan_app::reseal::reseal_totp(&*node.running.log, &both, true)
+        .await
+        .unwrap();
+    assert_eq!((report.accounts_seen, report.resealed), (3, 3), "dry run");
+    let report = castellan_app::reseal::reseal_totp(&*node.running.log, &both, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.resealed, report.current, report.key_id.as_str()),
+        (3, 0, "new")
+    );
+    let again = castellan_app::reseal::reseal_totp(&*node.running.log, &both, false)
+        .await
+        .unwrap();
+    assert_eq!((again.resealed, again.current), (0, 3));
+    let user = castellan_app::execute::load::<User>(
+        &*node.running.log,
+        acme.org_id,
+        &StreamId::aggregate("user", &ivan),
+    )
+    .await
+    .unwrap()
+    .state;
+    let stored = user.totp.secret.unwrap();
+    assert!(stored.starts_with("enc1:new:"), "{stored}");
+    let ivan_binding = format!("user/{ivan}");
+    let binding = Binding {
+        purpose: "totp",
+        org: &org,
+        account: &ivan_binding,
+    };
+    assert!(
+        Keyring::parse(&old).unwrap().open(binding, &stored).is_err(),
+        "the old key no longer opens it"
+    );
+
+    // Step 3: the old key removed; the enrolled, the pending and the admin's
+    // factors all still work.
+    let TestNode { running, dir, .. } = node;
+    running.shutdown().await;
+    c.security.encryption_keys = new.clone();
+    let node = TestNode::start(c, dir).await;
+    login["totp"] = json!(code_at(&ivan_secret, (step + 1) * 30).unwrap());
+    let (s, e) = post(&node, "/userportal/login", &login).await;
+    assert_eq!(s, 200, "{e}");
+    let mut pam_finish = pam_creds.clone();
+    pam_finish["code"] = json!(code_at(&pam_secret, step * 30).unwrap());
+    let (s, e) = post(&node, "/userportal/totp/finish", &pam_finish).await;
+    assert_eq!(s, 200, "the pending enrollment was resealed too: {e}");
+    let admin_login = json!({
+        "email": "ops@acme.test",
+        "password": ADMIN_PASSWORD,
+        "totp": code_at(&ops_secret, step * 30).unwrap(),
+    });
+    let (s, e) = post(&node, "/api/admin/session", &admin_login).await;
+    assert_eq!(s, 200, "{e}");
 }

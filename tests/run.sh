@@ -41,11 +41,12 @@ else
 fi
 say "nats-server: $("$NATS_SERVER" --version)"
 
-# --- From PyPI: schemathesis, aiosmtpd (a real SMTP server for the mail tests) and
-# duckdb (reads the insights Parquet files in a test).
-if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/python" -c 'import aiosmtpd, duckdb' 2>/dev/null; then
-    say "installing schemathesis, aiosmtpd and duckdb (PyPI)"
-    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis aiosmtpd duckdb
+# --- From PyPI: schemathesis, aiosmtpd (a real SMTP server for the mail tests),
+# duckdb (reads the insights Parquet files in a test) and mmdb-writer (makes the
+# small MaxMind DB the GeoIP test reads).
+if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/python" -c 'import aiosmtpd, duckdb, mmdb_writer' 2>/dev/null; then
+    say "installing schemathesis, aiosmtpd, duckdb and mmdb-writer (PyPI)"
+    "$venv/bin/pip" install -q --disable-pip-version-check schemathesis aiosmtpd duckdb mmdb-writer
 fi
 export CASTELLAN_TEST_SMTPD_PYTHON="$venv/bin/python"
 export CASTELLAN_TEST_PYTHON="$venv/bin/python"
@@ -65,6 +66,7 @@ cleanup() {
     run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$pg_dir"
     garage_stop
+    if [ -n "${garage_install_pid:-}" ]; then kill "$garage_install_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 run_pg "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres >/dev/null
@@ -73,9 +75,13 @@ run_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
 export CASTELLAN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
 
-# --- Garage: an S3-compatible server (crates.io, built once into the cache).
+# --- Garage: an S3-compatible server (crates.io, built once into the cache). Its
+# build runs beside the workspace's (each has stretches where one core idles) and is
+# waited for after it.
 source "$here/tests/garage.sh"
-garage_start
+garage_install_log="$cache/garage-install.log"
+( garage_install ) >"$garage_install_log" 2>&1 &
+garage_install_pid=$!
 
 # --- cargo-nextest (on the machine image; installed if missing).
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -88,6 +94,12 @@ say "building (target dir $CARGO_TARGET_DIR)"
 # is `castellan` under another name) serves schemathesis, so no second feature set
 # of the dependencies is compiled.
 cargo nextest run --workspace --profile ci --no-run
+if ! wait "$garage_install_pid"; then
+    cat "$garage_install_log" >&2
+    say "installing Garage failed"
+    exit 1
+fi
+garage_start
 say "schemathesis against /openapi.json"
 st_status=0
 bash tests/schemathesis.sh "$CARGO_TARGET_DIR/debug/castellan-e2e-server" "$venv/bin/schemathesis" || st_status=$?
@@ -95,4 +107,5 @@ say "running the suite"
 nextest_status=0
 cargo nextest run --workspace --no-fail-fast --profile ci "$@" || nextest_status=$?
 if [ "$st_status" != 0 ]; then say "schemathesis FAILED (exit $st_status)"; fi
+say "done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [ "$st_status" = 0 ] && [ "$nextest_status" = 0 ]

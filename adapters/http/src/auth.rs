@@ -149,10 +149,11 @@ impl FromRequestParts<ApiState> for Caller {
             enroll_only,
             ..
         } = authenticate(state, parts)?;
-        let client_ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .map(|c| c.0);
+        let client_ip = crate::client::client_ip(&state.trusted_proxies, &parts.headers, peer);
         let meta = EventMeta {
             occurred_at: state.clock.now(),
             actor: Actor {
@@ -161,7 +162,7 @@ impl FromRequestParts<ApiState> for Caller {
                 email: Some(admin.email.clone()),
             },
             client_ip,
-            user_agent: header(parts, "user-agent").map(|s| s.chars().take(512).collect()),
+            user_agent: crate::client::user_agent(&parts.headers),
             correlation_id: Some(
                 header(parts, "x-request-id")
                     .map(|s| s.chars().take(128).collect())

@@ -4,6 +4,7 @@
 //! - [`state`]: what handlers share (log, read store, projections, clock).
 //! - [`auth`]: `x-api-key` authentication against the in-memory admin index, and the
 //!   event metadata (actor, client IP, user agent, correlation id) of a request.
+//! - [`client`]: the client's address (behind trusted proxies) and user agent.
 //! - [`roles`]: the role table and the middleware that enforces it on every route.
 //! - [`administrators`]: admins (invite, delete, API keys), invitations, the outbox.
 //! - [`mail`]: invitation and activation emails, queued in the outbox.
@@ -24,6 +25,7 @@
 
 pub mod administrators;
 pub mod auth;
+pub mod client;
 pub mod consistency;
 pub mod error;
 pub mod guard;

@@ -61,7 +61,7 @@ use utoipa::{Modify, OpenApi};
         crate::userportal::totp::start,
         crate::userportal::totp::finish
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorItem, crate::schemas::NewUser, crate::schemas::NewAdmin, crate::schemas::AcceptInvitation, crate::schemas::Login, crate::schemas::TotpFinish, crate::schemas::UserChanges, crate::schemas::SearchBody, crate::schemas::Group, crate::schemas::MemberOp, crate::schemas::AssociationOp)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorItem, crate::schemas::NewUser, crate::schemas::NewAdmin, crate::schemas::AcceptInvitation, crate::schemas::Login, crate::schemas::TotpFinish, crate::schemas::UserChanges, crate::schemas::MfaExclusion, crate::schemas::PhoneNumber, crate::schemas::Address, crate::schemas::SearchBody, crate::schemas::Group, crate::schemas::MemberOp, crate::schemas::AssociationOp)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;

@@ -18,3 +18,56 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map_err(|e| ApiError::bad_request("invalid_parameter", None, e.body_text()))
     }
 }
+
+/// `limit` (default 10, 1 to 100) and `skip` of a v2 list, from the raw query string
+/// (other parameters are the handler's).
+pub fn page(raw: Option<&str>) -> Result<castellan_projections::users::Page, ApiError> {
+    let mut page = castellan_projections::users::Page { limit: 10, skip: 0 };
+    for pair in raw.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                page.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_parameter",
+                            Some("limit"),
+                            "limit: a whole number from 1 to 100",
+                        )
+                    })?
+            }
+            "skip" => {
+                page.skip = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= i64::MAX as u64)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_parameter",
+                            Some("skip"),
+                            "skip: a whole number ≥ 0",
+                        )
+                    })?
+            }
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pages_default_to_ten_and_stop_at_a_hundred() {
+        let p = super::page(Some("targets=system&limit=2&skip=4")).unwrap();
+        assert_eq!((p.limit, p.skip), (2, 4));
+        let p = super::page(None).unwrap();
+        assert_eq!((p.limit, p.skip), (10, 0));
+        assert!(super::page(Some("limit=101")).is_err());
+        assert!(super::page(Some("limit=0")).is_err());
+        assert!(super::page(Some("skip=-1")).is_err());
+    }
+}

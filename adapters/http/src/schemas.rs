@@ -38,9 +38,91 @@ pub struct NewUser {
     pub ldap_binding_user: bool,
     #[serde(default)]
     pub samba_service_user: bool,
+    #[schema(max_length = 256)]
+    pub middlename: Option<String>,
+    #[schema(max_length = 256)]
+    pub company: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "costCenter")]
+    pub cost_center: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "employeeIdentifier")]
+    pub employee_identifier: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "employeeType")]
+    pub employee_type: Option<String>,
+    #[schema(max_length = 256)]
+    pub location: Option<String>,
+    #[schema(max_length = 256)]
+    pub manager: Option<String>,
+    #[serde(default)]
+    pub password_never_expires: bool,
+    #[serde(default)]
+    pub allow_public_key: bool,
+    #[serde(default)]
+    pub enable_managed_uid: bool,
+    #[serde(default)]
+    pub externally_managed: bool,
+    #[schema(max_length = 256)]
+    pub external_dn: Option<String>,
+    #[schema(max_length = 256)]
+    pub external_source_type: Option<String>,
+    #[schema(max_length = 16384)]
+    pub public_key: Option<String>,
+    #[serde(rename = "phoneNumbers", default)]
+    #[schema(max_items = 20)]
+    pub phone_numbers: Vec<PhoneNumber>,
+    #[schema(max_items = 20)]
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    pub mfa: Option<MfaExclusion>,
+    /// ACTIVATED (needs a password) or STAGED, as `state` says it.
+    #[serde(default)]
+    pub activated: bool,
     /// At least 8 characters (the default policy; an organization may ask more).
     #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
+}
+
+/// `{type, number}`, as the SDK's `phoneNumbers` items.
+#[derive(ToSchema)]
+pub struct PhoneNumber {
+    #[schema(max_length = 1024)]
+    pub r#type: Option<String>,
+    #[schema(max_length = 1024)]
+    pub number: Option<String>,
+}
+
+/// A postal address, as the SDK's `addresses` items.
+#[derive(ToSchema)]
+pub struct Address {
+    #[schema(max_length = 1024)]
+    pub r#type: Option<String>,
+    #[schema(max_length = 1024)]
+    #[serde(rename = "streetAddress")]
+    pub street_address: Option<String>,
+    #[schema(max_length = 1024)]
+    pub locality: Option<String>,
+    #[schema(max_length = 1024)]
+    pub region: Option<String>,
+    #[schema(max_length = 1024)]
+    #[serde(rename = "postalCode")]
+    pub postal_code: Option<String>,
+    #[schema(max_length = 1024)]
+    pub country: Option<String>,
+}
+
+/// An MFA exclusion: no code asked for until `exclusionUntil` (or for
+/// `exclusionDays` from now; neither: until lifted).
+#[derive(ToSchema)]
+pub struct MfaExclusion {
+    pub exclusion: Option<bool>,
+    #[schema(minimum = 1, maximum = 365)]
+    #[serde(rename = "exclusionDays")]
+    pub exclusion_days: Option<u32>,
+    /// In the future.
+    #[serde(rename = "exclusionUntil")]
+    pub exclusion_until: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -148,6 +230,50 @@ pub struct UserChanges {
     pub ldap_binding_user: bool,
     #[serde(default)]
     pub samba_service_user: bool,
+    #[schema(max_length = 256)]
+    pub middlename: Option<String>,
+    #[schema(max_length = 256)]
+    pub company: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "costCenter")]
+    pub cost_center: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "employeeIdentifier")]
+    pub employee_identifier: Option<String>,
+    #[schema(max_length = 256)]
+    #[serde(rename = "employeeType")]
+    pub employee_type: Option<String>,
+    #[schema(max_length = 256)]
+    pub location: Option<String>,
+    #[schema(max_length = 256)]
+    pub manager: Option<String>,
+    #[serde(default)]
+    pub password_never_expires: bool,
+    #[serde(default)]
+    pub allow_public_key: bool,
+    #[serde(default)]
+    pub enable_managed_uid: bool,
+    #[serde(default)]
+    pub externally_managed: bool,
+    #[schema(max_length = 256)]
+    pub external_dn: Option<String>,
+    #[schema(max_length = 256)]
+    pub external_source_type: Option<String>,
+    #[schema(max_length = 16384)]
+    pub public_key: Option<String>,
+    #[serde(rename = "phoneNumbers", default)]
+    #[schema(max_items = 20)]
+    pub phone_numbers: Vec<PhoneNumber>,
+    #[schema(max_items = 20)]
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    pub mfa: Option<MfaExclusion>,
+    /// Suspends (true) or unsuspends (false), as `state` says it.
+    #[serde(default)]
+    pub suspended: bool,
+    /// Only `false`: unlocks.
+    #[serde(default)]
+    pub account_locked: bool,
     #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
     #[schema(inline)]

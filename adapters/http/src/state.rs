@@ -24,6 +24,8 @@ pub struct ApiState {
     pub session_key: crate::session::SessionKey,
     /// How users reach this API (`http.public_url`): the base of emailed links.
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` names the client (`http.trusted_proxies`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The insights query engine (None on a node without insights).
     pub insights: Option<castellan_insights::Insights>,
 }

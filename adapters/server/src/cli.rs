@@ -149,6 +149,9 @@ pub fn main() -> ExitCode {
         }
     };
     crate::logging::init(&config.logging);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

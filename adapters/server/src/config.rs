@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use castellan_app::sealing::Keyring;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the embedded default keeps its files.
@@ -30,9 +31,13 @@ pub struct Config {
     pub export: castellan_export::ExportConfig,
     /// Login throttling and the limits of query work.
     pub security: SecurityConfig,
+    /// What loading found worth telling the operator (unknown variables); logged at
+    /// start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Failed logins one client address may make within the window before its
@@ -56,7 +61,7 @@ impl Default for SecurityConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InsightsConfig {
     /// Run the materializer inside `castellan serve` (the embedded default). In a
@@ -84,6 +89,9 @@ pub struct InsightsConfig {
     pub compact_interval_ms: u64,
     /// The durable consumer the materializer reads JetStream with (cluster mode).
     pub consumer: String,
+    /// A MaxMind DB file (GeoLite2/GeoIP2 City or Country): events then carry
+    /// `geoip` of their client address. Empty: no `geoip`.
+    pub geoip_db: String,
     /// Bounds on Directory Insights and admin SQL queries (see README, Security).
     pub query_timeout_seconds: u64,
     pub query_memory_mb: usize,
@@ -105,6 +113,7 @@ impl Default for InsightsConfig {
             s3_region: String::new(),
             s3_access_key_id: String::new(),
             s3_secret_access_key: String::new(),
+            geoip_db: String::new(),
             flush_interval_ms: m.flush_interval_ms,
             max_buffered_rows: m.max_buffered_rows,
             compact_min_files: m.compact_min_files,
@@ -196,7 +205,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// Empty: the embedded SQLite log in `data_dir/events.db`. `nats://…`: JetStream.
@@ -207,20 +216,20 @@ pub struct LogConfig {
     pub replicas: usize,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadStoreConfig {
     /// Empty: SQLite in `data_dir/read.db`. `postgres://…`: PostgreSQL.
     pub url: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
@@ -233,9 +242,14 @@ pub struct HttpConfig {
     /// base of emailed links. Empty: `http://` + `listen`.
     #[serde(default)]
     pub public_url: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the
+    /// client: its address then goes into events and the login throttle. From any
+    /// other peer the header is ignored. Empty: the peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// `text` or `json`.
@@ -244,7 +258,7 @@ pub struct LoggingConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectionsConfig {
     /// `/readyz` fails while a projection is more than this many positions behind.
@@ -263,6 +277,7 @@ impl Default for Config {
                 listen: "127.0.0.1:8080".parse().expect("static address"),
                 session_secret: String::new(),
                 public_url: String::new(),
+                trusted_proxies: Vec::new(),
             },
             management: ListenConfig {
                 listen: "127.0.0.1:9090".parse().expect("static address"),
@@ -273,6 +288,7 @@ impl Default for Config {
             insights: InsightsConfig::default(),
             export: castellan_export::ExportConfig::default(),
             security: SecurityConfig::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -315,19 +331,6 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-const SECTIONS: &[&str] = &[
-    "read_store",
-    "log",
-    "http",
-    "management",
-    "logging",
-    "projections",
-    "smtp",
-    "insights",
-    "export",
-    "security",
-];
-
 impl Config {
     /// Loads `file` (if given) and applies the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -355,36 +358,39 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let settings = known_settings();
+        let mut warnings = Vec::new();
         for (var, raw) in env {
             let Some(rest) = var.strip_prefix("CASTELLAN_") else {
                 continue;
             };
-            // Variables of the test harness and the config path are not settings.
-            if rest.starts_with("TEST_") || rest == "CONFIG" {
+            if is_tool_variable(rest) {
                 continue;
             }
-            let (rest, value) = match rest.strip_suffix("_FILE") {
-                Some(rest) => {
-                    let secret = std::fs::read_to_string(raw).map_err(|e| {
-                        ConfigError::Env(var.clone(), format!("cannot read {raw}: {e}"))
-                    })?;
-                    (rest, secret.trim_end_matches(['\n', '\r']).to_string())
-                }
-                None => (rest, raw.clone()),
-            };
             let lower = rest.to_ascii_lowercase();
-            let (section, key) = match SECTIONS
-                .iter()
-                .find(|s| lower.starts_with(&format!("{s}_")))
-            {
-                Some(s) => (Some(*s), lower[s.len() + 1..].to_string()),
-                None => (None, lower),
+            let (name, from_file) = match lower.strip_suffix("_file") {
+                Some(name) if settings.contains_key(name) => (name, true),
+                _ => (lower.as_str(), false),
             };
-            let value = typed(&value);
-            match section {
+            let Some(setting) = settings.get(name) else {
+                warnings.push(unknown_variable(var, name, &settings));
+                continue;
+            };
+            let value = if from_file {
+                let secret = std::fs::read_to_string(raw).map_err(|e| {
+                    ConfigError::Env(var.clone(), format!("cannot read {raw}: {e}"))
+                })?;
+                secret.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                raw.clone()
+            };
+            let value = setting
+                .typed(&value)
+                .map_err(|e| ConfigError::Env(var.clone(), format!("{}: {e}", setting.path())))?;
+            match &setting.section {
                 Some(s) => {
                     let entry = table
-                        .entry(s)
+                        .entry(s.clone())
                         .or_insert_with(|| toml::Value::Table(Default::default()));
                     let toml::Value::Table(t) = entry else {
                         return Err(ConfigError::Env(
@@ -392,20 +398,21 @@ impl Config {
                             format!("[{s}] is not a table in the file"),
                         ));
                     };
-                    t.insert(key, value);
+                    t.insert(setting.key.clone(), value);
                 }
                 None => {
-                    table.insert(key, value);
+                    table.insert(setting.key.clone(), value);
                 }
             }
         }
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
                 let path = e.path().to_string();
                 let message = e.into_inner().message().to_string();
                 ConfigError::Invalid(format!("{path}: {message}"))
             })?;
         config.validate()?;
+        config.warnings = warnings;
         Ok(config)
     }
 
@@ -444,7 +451,37 @@ impl Config {
             Keyring::parse(&self.security.encryption_keys)
                 .map_err(|e| ConfigError::Invalid(format!("security.encryption_keys: {e}")))?;
         }
+        self.trusted_proxies()?;
         Ok(())
+    }
+
+    /// `http.trusted_proxies` as networks (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "http.trusted_proxies: {p:?} is neither an address nor a CIDR block (10.0.0.0/8)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// The MaxMind DB of `insights.geoip_db`, opened (None when unset).
+    pub fn geoip(&self) -> anyhow::Result<Option<Arc<castellan_insights::enrich::GeoIp>>> {
+        let path = self.insights.geoip_db.trim();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        castellan_insights::enrich::GeoIp::open(Path::new(path))
+            .map(|g| Some(Arc::new(g)))
+            .map_err(|e| anyhow::anyhow!("insights.geoip_db: {e}"))
     }
 
     /// The keys TOTP secrets are sealed with: `security.encryption_keys`, else (on
@@ -524,15 +561,122 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Environment values are strings; numbers and booleans become typed.
-fn typed(raw: &str) -> toml::Value {
-    if let Ok(i) = raw.parse::<i64>() {
-        return toml::Value::Integer(i);
+/// One setting an environment variable can set: where it lives and what its
+/// default looks like, which says how to read the variable's text.
+struct Setting {
+    section: Option<String>,
+    key: String,
+    default: toml::Value,
+}
+
+impl Setting {
+    fn path(&self) -> String {
+        match &self.section {
+            Some(s) => format!("{s}.{}", self.key),
+            None => self.key.clone(),
+        }
     }
-    match raw {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(raw.to_string()),
+
+    /// The variable's text as the setting's type: digits stay a string where the
+    /// setting is one, a list setting takes comma-separated items.
+    fn typed(&self, raw: &str) -> Result<toml::Value, String> {
+        Ok(match &self.default {
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| format!("{raw:?} is not a whole number"))?,
+            ),
+            toml::Value::Float(_) => toml::Value::Float(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| format!("{raw:?} is not a number"))?,
+            ),
+            toml::Value::Boolean(_) => match raw.trim() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" => toml::Value::Boolean(false),
+                _ => return Err(format!("{raw:?} is not true or false")),
+            },
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_string()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(raw.to_string()),
+        })
     }
+}
+
+/// Every setting, by its environment spelling (`http_listen`, `data_dir`), read off
+/// the defaults so that a new setting is settable from the environment at once.
+fn known_settings() -> BTreeMap<String, Setting> {
+    let mut settings = BTreeMap::new();
+    let Ok(toml::Value::Table(top)) = toml::Value::try_from(Config::default()) else {
+        return settings;
+    };
+    for (key, value) in top {
+        match value {
+            toml::Value::Table(section) => {
+                for (inner, default) in section {
+                    let setting = Setting {
+                        section: Some(key.clone()),
+                        key: inner.clone(),
+                        default,
+                    };
+                    settings.insert(format!("{key}_{inner}"), setting);
+                }
+            }
+            default => {
+                let setting = Setting {
+                    section: None,
+                    key: key.clone(),
+                    default,
+                };
+                settings.insert(key, setting);
+            }
+        }
+    }
+    settings
+}
+
+/// `CASTELLAN_*` variables of the project's own tools (the test command's cache, the
+/// test harness, the benchmarks, the config path): never settings, never warned of.
+fn is_tool_variable(rest: &str) -> bool {
+    ["TEST_", "BENCH_"].iter().any(|p| rest.starts_with(p))
+        || ["CONFIG", "CACHE", "BINARY"].contains(&rest)
+}
+
+/// The warning for a variable that names no setting, with the closest one.
+fn unknown_variable(var: &str, name: &str, settings: &BTreeMap<String, Setting>) -> String {
+    let closest = settings
+        .iter()
+        .map(|(spelling, s)| (edit_distance(name, spelling), s))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= name.len().max(4) / 2);
+    match closest {
+        Some((_, s)) => format!(
+            "environment variable {var} names no setting and is ignored (did you mean CASTELLAN_{}, the setting {}?)",
+            s.path().replace('.', "_").to_ascii_uppercase(),
+            s.path()
+        ),
+        None => format!("environment variable {var} names no setting and is ignored"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -580,13 +724,65 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let e = Config::load_with(None, &env(&[("CASTELLAN_LOG_URL", "http://x")])).unwrap_err();
         assert!(e.to_string().contains("log.url"), "{e}");
-        let e = Config::load_with(None, &env(&[("CASTELLAN_BOGUS", "1")])).unwrap_err();
-        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::load_with(None, &env(&[("CASTELLAN_LOG_REPLICAS", "three")])).unwrap_err();
+        assert!(e.to_string().contains("CASTELLAN_LOG_REPLICAS"), "{e}");
+        assert!(e.to_string().contains("log.replicas"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "data_dir = [").unwrap();
         let e = Config::load_with(Some(&file), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("bad.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_example_file_loads_and_names_every_setting() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/castellan.example.toml");
+        Config::load_with(Some(&example), &env(&[])).unwrap();
+        let text = std::fs::read_to_string(&example).unwrap();
+        for (spelling, setting) in known_settings() {
+            let key = format!("{} =", setting.key);
+            assert!(text.contains(&key), "{spelling}: the example lists {key}");
+        }
+    }
+
+    #[test]
+    fn tool_variables_are_no_settings_and_unknown_ones_only_warn() {
+        let c = Config::load_with(
+            None,
+            &env(&[
+                ("CASTELLAN_CACHE", "/some/dir"),
+                ("CASTELLAN_BENCH_AWS", "1"),
+                ("CASTELLAN_TEST_PYTHON", "python3"),
+                ("CASTELLAN_HTTP_LISTN", "127.0.0.1:1"),
+                ("CASTELLAN_BOGUS", "1"),
+                ("CASTELLAN_HTTP_SESSION_SECRET", "12345"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.session_secret, "12345",
+            "digits stay text for a text setting"
+        );
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        let listn = c.warnings.iter().find(|w| w.contains("LISTN")).unwrap();
+        assert!(
+            listn.contains("CASTELLAN_HTTP_LISTEN") && listn.contains("http.listen"),
+            "{listn}"
+        );
+        let bogus = c.warnings.iter().find(|w| w.contains("BOGUS")).unwrap();
+        assert!(bogus.contains("ignored"), "{bogus}");
+        // Every setting of the file can be set from the environment.
+        let settings = known_settings();
+        for name in [
+            "data_dir",
+            "http_listen",
+            "read_store_url",
+            "smtp_tls",
+            "export_grace_ms",
+        ] {
+            assert!(settings.contains_key(name), "{name}");
+        }
     }
 
     #[test]

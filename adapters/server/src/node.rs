@@ -102,11 +102,14 @@ async fn run(
         .insights_storage()
         .context("insights storage (insights.dir or insights.s3_*)")?;
     let insights_status = if config.insights.materialize {
-        let m = Arc::new(castellan_insights::Materializer::new(
-            log.clone(),
-            insights_storage.clone(),
-            config.materializer_config(),
-        ));
+        let m = Arc::new(
+            castellan_insights::Materializer::new(
+                log.clone(),
+                insights_storage.clone(),
+                config.materializer_config(),
+            )
+            .with_geoip(config.geoip()?),
+        );
         let status = m.status.clone();
         projections.push(tokio::spawn(m.run(projections_rx.clone())));
         Some(status)
@@ -157,6 +160,7 @@ async fn run(
         } else {
             config.http.public_url.trim_end_matches('/').to_string()
         },
+        trusted_proxies: config.trusted_proxies()?.into(),
         insights: Some(insights),
     };
 

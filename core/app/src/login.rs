@@ -18,7 +18,7 @@ use castellan_domain::password_policy::PasswordPolicy;
 use castellan_domain::totp::CodeSteps;
 use castellan_domain::user::{PasswordStatus, User, UserCommand, UserState};
 use castellan_domain::{DomainError, ObjectId};
-use serde_json::json;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::error::AppError;
@@ -109,7 +109,9 @@ pub async fn user_login(
         Ok(account) => account,
         Err(refused) => return Ok(refused),
     };
-    if account.user.totp.enrolled {
+    // An admin's MFA exclusion (`mfa.exclusion`) waives the code while it holds.
+    let mfa = account.user.totp.enrolled && !account.user.mfa_excluded(meta.occurred_at);
+    if mfa {
         let Some(code) = req.totp.as_deref() else {
             return Ok(LoginOutcome::MfaRequired);
         };
@@ -126,7 +128,7 @@ pub async fn user_login(
         }
     }
     rec.rehash_if_weak(&mut account).await?;
-    rec.succeeded(&account).await
+    rec.succeeded(&account, mfa).await
 }
 
 /// Starts a TOTP enrollment for the person who proves to be the user as a login
@@ -319,7 +321,14 @@ impl<'a> Recorder<'a> {
             self.record(Some(id), false, false, reason, false).await?;
             return Ok(Some(LoginOutcome::Failure { reason }));
         }
-        let expired_by_age = policy.password_expiration_in_days > 0
+        // `password_never_expires` exempts the user from the policy's expiry.
+        let never_expires = user
+            .profile
+            .get("password_never_expires")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let expired_by_age = !never_expires
+            && policy.password_expiration_in_days > 0
             && parse(&user.password_date).is_some_and(|d| {
                 now >= d + time::Duration::days(policy.password_expiration_in_days as i64)
             });
@@ -415,8 +424,7 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    async fn succeeded(&self, account: &Account) -> Result<LoginOutcome, AppError> {
-        let mfa = account.user.totp.enrolled;
+    async fn succeeded(&self, account: &Account, mfa: bool) -> Result<LoginOutcome, AppError> {
         self.record(Some(account.id), true, mfa, "", false).await?;
         Ok(LoginOutcome::Success {
             user: account.id,
@@ -434,7 +442,19 @@ impl<'a> Recorder<'a> {
         counts_toward_lockout: bool,
     ) -> Result<u64, AppError> {
         let req = self.req;
+        // Who tried, as Elastic's pipeline maps it: the user's id (when the username
+        // is one of theirs), type `user`, the username, and the email only when the
+        // username is one.
+        let mut initiated_by = json!({
+            "id": user.map(|u| u.to_string()),
+            "type": "user",
+            "username": req.username,
+        });
+        if req.username.contains('@') {
+            initiated_by["email"] = json!(req.username);
+        }
         let payload = json!({
+            "initiated_by": initiated_by,
             "success": success,
             "username": req.username,
             "resource": {"type": "user", "id": user.map(|u| u.to_string()), "username": req.username},

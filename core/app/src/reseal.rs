@@ -148,9 +148,15 @@ async fn reseal_account(
                 .await
                 .map(|_| ())
         } else {
-            execute::<Admin>(log, org, id, meta, AdminCommand::ResealTotp { read, sealed })
-                .await
-                .map(|_| ())
+            execute::<Admin>(
+                log,
+                org,
+                id,
+                meta,
+                AdminCommand::ResealTotp { read, sealed },
+            )
+            .await
+            .map(|_| ())
         };
         match result {
             Ok(()) => return Ok(Outcome::Resealed),

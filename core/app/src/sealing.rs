@@ -28,7 +28,9 @@ pub struct Binding<'a> {
 
 impl Binding<'_> {
     fn aad(&self, key_id: &str) -> Vec<u8> {
-        [self.purpose, self.org, self.account, key_id].join("\0").into_bytes()
+        [self.purpose, self.org, self.account, key_id]
+            .join("\0")
+            .into_bytes()
     }
 }
 
@@ -195,7 +197,11 @@ mod tests {
         let sealed = ring.seal(ALICE, "JBSWY3DPEHPK3PXP");
         assert!(sealed.starts_with("enc1:k1:"));
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
-        assert_ne!(sealed, ring.seal(ALICE, "JBSWY3DPEHPK3PXP"), "a fresh nonce");
+        assert_ne!(
+            sealed,
+            ring.seal(ALICE, "JBSWY3DPEHPK3PXP"),
+            "a fresh nonce"
+        );
         assert_eq!(ring.open(ALICE, &sealed).unwrap(), "JBSWY3DPEHPK3PXP");
         let bob = Binding {
             account: "bob",

@@ -55,9 +55,9 @@ impl<'a> SecretPlace<'a> {
     }
 
     pub(crate) fn open(&self, stored: &str) -> Result<String, AppError> {
-        self.keys.open(self.binding(), stored).map_err(|e| {
-            AppError::Internal(format!("the TOTP secret of {}: {e}", self.account))
-        })
+        self.keys
+            .open(self.binding(), stored)
+            .map_err(|e| AppError::Internal(format!("the TOTP secret of {}: {e}", self.account)))
     }
 }
 

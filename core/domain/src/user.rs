@@ -49,16 +49,35 @@ pub const TEXT_FIELDS: &[&str] = &[
     "costCenter",
     "company",
     "location",
+    "middlename",
+    "alternateEmail",
+    "managedAppleId",
+    "manager",
+    "external_dn",
+    "external_source_type",
+    "external_password_expiration_date",
 ];
 pub const FLAG_FIELDS: &[&str] = &[
     "sudo",
     "passwordless_sudo",
     "ldap_binding_user",
     "samba_service_user",
+    "allow_public_key",
+    "password_never_expires",
+    "enable_managed_uid",
+    "externally_managed",
+    "disable_device_max_login_attempts",
 ];
 pub const NUMBER_FIELDS: &[&str] = &["unix_uid", "unix_guid"];
 /// Lists of `{name, value}` / `{name, public_key}` objects.
 pub const LIST_FIELDS: &[&str] = &["attributes", "ssh_keys"];
+/// Lists of contact objects whose fields are all text (`{type, number}`,
+/// `{type, streetAddress, locality, …}`), as the SDK's models send them.
+pub const CONTACT_FIELDS: &[&str] = &["addresses", "phoneNumbers", "relationships"];
+/// `public_key`: one SSH public key, longer than a name field may be.
+const PUBLIC_KEY_MAX: usize = 16 * 1024;
+/// At most this many contact entries, each field at most 1024 characters.
+const CONTACTS_MAX: usize = 20;
 
 /// A user's state: the profile as a JSON object (so that every field the API knows
 /// round-trips) plus what the directory enforces.
@@ -79,6 +98,10 @@ pub struct User {
     pub account_locked: bool,
     pub mfa_required: bool,
     pub mfa_enrollment_deadline: Option<String>,
+    /// `mfa.exclusion`, `mfa.exclusionDays`, `mfa.exclusionUntil`.
+    pub mfa_exclusion: bool,
+    pub mfa_exclusion_days: Option<u32>,
+    pub mfa_exclusion_until: Option<String>,
     pub totp: Totp,
     pub account_locked_date: Option<String>,
     /// SHA-256 of the activation link's one-time token, and when the link expires.
@@ -148,6 +171,14 @@ pub enum UserCommand {
     RequireMfa {
         required: bool,
         enrollment_days: u32,
+    },
+    /// `mfa.exclusion`: while it holds (until `until`, or with no end), logins ask
+    /// for no code and an ended enrollment period does not close the portal.
+    /// `days` (1–365) sets `until` from now when `until` is not given.
+    ExcludeFromMfa {
+        exclusion: bool,
+        days: Option<u32>,
+        until: Option<String>,
     },
     /// Starts (or restarts) enrollment with a new secret. An enrolled user proves
     /// the current factor with `current` (its step is spent); the old secret stays in
@@ -317,6 +348,33 @@ pub fn check_profile(profile: &Map<String, Value>, creating: bool) -> Result<(),
             }
         } else if LIST_FIELDS.contains(&k) {
             check_list(&mut v, k, value);
+        } else if CONTACT_FIELDS.contains(&k) {
+            check_contacts(&mut v, k, value);
+        } else if k == "tags" {
+            let ok = value.as_array().is_some_and(|tags| {
+                tags.len() <= 100
+                    && tags
+                        .iter()
+                        .all(|t| t.as_str().is_some_and(|t| t.chars().count() <= 256))
+            });
+            if !ok && !value.is_null() {
+                v.add(k, "must be a list of at most 100 names");
+            }
+        } else if k == "public_key" {
+            match value {
+                Value::String(s) if s.len() > PUBLIC_KEY_MAX => {
+                    v.add(k, format!("is at most {PUBLIC_KEY_MAX} bytes"))
+                }
+                Value::String(_) | Value::Null => {}
+                _ => v.add(k, "must be a string"),
+            }
+        } else if k == "recoveryEmail" {
+            match value.get("address") {
+                _ if value.is_null() => {}
+                Some(Value::String(a)) if is_plausible_email(a) => {}
+                Some(Value::Null) | None if value.is_object() => {}
+                _ => v.add(k, "must be {address, verified} with a valid address"),
+            }
         } else {
             v.add(k, "is not a user field");
         }
@@ -361,6 +419,31 @@ fn check_list(v: &mut Violations, field: &str, value: &Value) {
         };
         if item.get(inner).is_none_or(Value::is_null) {
             v.add(field, format!("every item needs a {inner}"));
+        }
+    }
+}
+
+fn check_contacts(v: &mut Violations, field: &str, value: &Value) {
+    let Some(items) = value.as_array() else {
+        v.add(field, "must be a list");
+        return;
+    };
+    if items.len() > CONTACTS_MAX {
+        v.add(field, format!("at most {CONTACTS_MAX} entries"));
+    }
+    for item in items {
+        let Some(o) = item.as_object() else {
+            v.add(field, "every entry is an object");
+            return;
+        };
+        for (key, value) in o {
+            match value {
+                Value::String(s) if s.chars().count() > 1024 => {
+                    v.add(field, format!("{key}: at most 1024 characters"))
+                }
+                Value::String(_) | Value::Null | Value::Bool(_) => {}
+                _ => v.add(field, format!("{key}: must be text")),
+            }
         }
     }
 }
@@ -697,6 +780,45 @@ impl Aggregate for User {
                 })
                 .into_iter()
                 .collect()),
+            ExcludeFromMfa {
+                exclusion,
+                days,
+                until,
+            } => {
+                let until =
+                    exclusion_until(*exclusion, *days, until.as_deref(), ctx.now)?.map(|u| {
+                        u.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    });
+                let opt_text =
+                    |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
+                diff(
+                    &mut changes,
+                    "mfa.exclusion",
+                    Value::Bool(self.mfa_exclusion),
+                    Value::Bool(*exclusion),
+                );
+                diff(
+                    &mut changes,
+                    "mfa.exclusionDays",
+                    self.mfa_exclusion_days
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                    days.filter(|_| *exclusion)
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                );
+                diff(
+                    &mut changes,
+                    "mfa.exclusionUntil",
+                    opt_text(&self.mfa_exclusion_until),
+                    opt_text(&until),
+                );
+                if changes.is_empty() {
+                    return Ok(vec![]);
+                }
+                one(UserEventKind::Update, changes)
+            }
             ResetMfa => match self.totp.reset() {
                 None => Ok(vec![]),
                 Some(changes) => one(UserEventKind::TotpDelete, changes),
@@ -763,6 +885,11 @@ impl User {
             "totp_status" => self.totp.apply_status(&c.to),
             "mfa.required" => self.mfa_required = c.to.as_bool().unwrap_or(false),
             "mfa.enrollment_deadline" => self.mfa_enrollment_deadline = text,
+            "mfa.exclusion" => self.mfa_exclusion = c.to.as_bool().unwrap_or(false),
+            "mfa.exclusionDays" => {
+                self.mfa_exclusion_days = c.to.as_u64().and_then(|d| u32::try_from(d).ok())
+            }
+            "mfa.exclusionUntil" => self.mfa_exclusion_until = text,
             field => {
                 if c.to.is_null() {
                     self.profile.remove(field);
@@ -773,9 +900,21 @@ impl User {
         }
     }
 
-    /// The enrollment period ended without enrollment: the user portal is closed.
+    /// An MFA exclusion holds now: no code is asked for.
+    pub fn mfa_excluded(&self, now: OffsetDateTime) -> bool {
+        self.mfa_exclusion
+            && self
+                .mfa_exclusion_until
+                .as_deref()
+                .and_then(parse_date_time)
+                .is_none_or(|until| now < until)
+    }
+
+    /// The enrollment period ended without enrollment: the user portal is closed
+    /// (unless an exclusion holds).
     pub fn mfa_enrollment_expired(&self, now: OffsetDateTime) -> bool {
-        self.mfa_required
+        !self.mfa_excluded(now)
+            && self.mfa_required
             && !self.totp.enrolled
             && self
                 .mfa_enrollment_deadline
@@ -785,6 +924,52 @@ impl User {
                 })
                 .is_some_and(|d| now >= d)
     }
+}
+
+/// When an MFA exclusion ends (None: no end, or no exclusion): `until` if given (in
+/// the future), else `days` from `now`.
+pub fn exclusion_until(
+    exclusion: bool,
+    days: Option<u32>,
+    until: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, DomainError> {
+    if days.is_some_and(|d| !(1..=365).contains(&d)) {
+        return Err(DomainError::invalid(
+            "mfa.exclusionDays",
+            "must be between 1 and 365",
+        ));
+    }
+    match (exclusion, until, days) {
+        (false, _, _) => Ok(None),
+        (true, Some(u), _) => {
+            let at = parse_date_time(u).ok_or_else(|| {
+                DomainError::invalid("mfa.exclusionUntil", "a date and time (RFC 3339) or a date")
+            })?;
+            if at <= now {
+                return Err(DomainError::invalid(
+                    "mfa.exclusionUntil",
+                    "must be in the future",
+                ));
+            }
+            Ok(Some(at))
+        }
+        (true, None, Some(d)) => Ok(Some(now + time::Duration::days(d as i64))),
+        (true, None, None) => Ok(None),
+    }
+}
+
+/// RFC 3339, or a bare date (`2026-12-31`, midnight UTC), as clients send dates.
+fn parse_date_time(s: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        time::Date::parse(
+            s,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+    })
 }
 
 #[cfg(test)]
@@ -984,6 +1169,43 @@ mod tests {
         )
         .unwrap();
         assert!(!u.mfa_enrollment_expired(ctx().now + time::Duration::days(6)));
+        // An exclusion of 10 days keeps the portal open past the deadline, then ends.
+        let mut excluded = u.clone();
+        run(
+            &mut excluded,
+            UserCommand::ExcludeFromMfa {
+                exclusion: true,
+                days: Some(10),
+                until: None,
+            },
+        )
+        .unwrap();
+        assert!(excluded.mfa_excluded(ctx().now + time::Duration::days(9)));
+        assert!(!excluded.mfa_enrollment_expired(ctx().now + time::Duration::days(8)));
+        assert!(excluded.mfa_enrollment_expired(ctx().now + time::Duration::days(10)));
+        assert_eq!(excluded.mfa_exclusion_days, Some(10));
+        let err = u
+            .decide(
+                &UserCommand::ExcludeFromMfa {
+                    exclusion: true,
+                    days: None,
+                    until: Some("2020-01-01".into()),
+                },
+                &ctx(),
+            )
+            .unwrap_err();
+        assert_eq!(err.field(), Some("mfa.exclusionUntil"));
+        let mut lifted = excluded;
+        run(
+            &mut lifted,
+            UserCommand::ExcludeFromMfa {
+                exclusion: false,
+                days: None,
+                until: None,
+            },
+        )
+        .unwrap();
+        assert!(!lifted.mfa_excluded(ctx().now) && lifted.mfa_exclusion_until.is_none());
         assert!(u.mfa_enrollment_expired(ctx().now + time::Duration::days(7)));
         let start = |secret: &str, current| UserCommand::StartTotp {
             secret: secret.into(),

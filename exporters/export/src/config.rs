@@ -1,9 +1,9 @@
 //! `[export]`: off unless `enabled`. Either `increment_type` × `increment_amount` or
 //! `cron` (5 fields, or EventBridge's 6 with year) defines the windows.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {
     pub enabled: bool,
@@ -17,9 +17,11 @@ pub struct ExportConfig {
     pub service: String,
     /// `MultiLine` (indented) or `SingleLine` (one event per line).
     pub json_format: String,
-    /// `window` (`jc_directoryinsights_<start>_<end>.json.gz` under `<org>/`) or
-    /// `org_service` (`jc_directoryinsights_<org>_<service>_<start>_<end>.json.gz`,
-    /// one object per service, ':' written as '-').
+    /// `org_service` (the app's 3.x name, the default:
+    /// `jc_directoryinsights_<org>_<service>_<start>_<end>.json.gz` with ':' written
+    /// as '-', one object per service, or one `_all_` object with `service = all`)
+    /// or `window` (the 1.x–2.x name, `jc_directoryinsights_<start>_<end>.json.gz`
+    /// under `<org>/`).
     pub key_format: String,
     /// `dir` or `s3`.
     pub sink: String,
@@ -45,7 +47,7 @@ impl Default for ExportConfig {
             cron: String::new(),
             service: "all".into(),
             json_format: "MultiLine".into(),
-            key_format: "window".into(),
+            key_format: "org_service".into(),
             sink: "dir".into(),
             dir: String::new(),
             s3_bucket: String::new(),

@@ -142,9 +142,16 @@ impl Exporter {
         };
         let mut written = 0;
         if self.config.key_format == "org_service" {
+            // As the app's 3.x workers write them: one object per service asked
+            // for, and with `all`, one `_all_` object of every service's events.
             let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for e in events {
-                by_service.entry(e.service).or_default().push(e.json);
+                let service = if self.services.is_empty() {
+                    "all".to_string()
+                } else {
+                    e.service
+                };
+                by_service.entry(service).or_default().push(e.json);
             }
             if self.services.is_empty() && by_service.is_empty() {
                 self.metrics.empty("all");

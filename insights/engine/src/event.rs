@@ -27,6 +27,37 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "token",
 ];
 
+/// Events of the log's own bookkeeping: uniqueness keys, unix id counters, the TOTP
+/// step a login spent and secrets sealed anew. They keep the log consistent and mean
+/// nothing in an audit trail, so Directory Insights and the export leave them out.
+pub const BOOKKEEPING_EVENT_TYPES: &[&str] = &[
+    castellan_app::unique::CLAIM,
+    castellan_app::unique::RELEASE,
+    "unix_id_allocated",
+    "totp_step_used",
+    "totp_resealed",
+];
+
+/// Whether an event reaches Directory Insights (and so the export): not bookkeeping,
+/// not an `admin_update` that changed nothing an admin sees (a TOTP step spent, a
+/// secret resealed), and not of the installation's own organization, which holds the
+/// installation-wide keys (admin emails) and no customer's data
+/// ([`castellan_app::admins::INSTALLATION_ORG`], all zeros).
+pub fn reaches_insights(e: &Envelope) -> bool {
+    if BOOKKEEPING_EVENT_TYPES.contains(&e.event_type.as_str()) {
+        return false;
+    }
+    if e.event_type == "admin_update"
+        && e.payload
+            .get("changes")
+            .and_then(Value::as_array)
+            .is_none_or(|c| c.is_empty())
+    {
+        return false;
+    }
+    e.org_id.as_bytes() != &[0u8; 12]
+}
+
 /// The service an event belongs to: `directory` for admin actions, the
 /// authentication stream's service (`directory`, `ldap`, `radius`, `sso`) otherwise.
 pub fn service_of(e: &Envelope) -> &str {
@@ -133,6 +164,7 @@ pub enum Field<'a> {
     Bool(bool),
     Str(Cow<'a, str>),
     Value(&'a Value),
+    Number(serde_json::Number),
     /// Keys sorted and unique (as a JSON object serializes).
     Object(Vec<(Cow<'a, str>, Field<'a>)>),
 }
@@ -144,6 +176,7 @@ impl Serialize for Field<'_> {
             Field::Bool(b) => s.serialize_bool(*b),
             Field::Str(v) => s.serialize_str(v),
             Field::Value(v) => v.serialize(s),
+            Field::Number(n) => n.serialize(s),
             Field::Object(entries) => {
                 let mut m = s.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
@@ -165,6 +198,9 @@ impl Field<'_> {
             Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Field::Str(s) => write_json_str(s, out),
             Field::Value(v) => write_json_value(v, out),
+            Field::Number(n) => {
+                serde_json::to_writer(&mut *out, n).expect("a number serializes into memory")
+            }
             Field::Object(entries) => write_json_object(
                 entries.iter().map(|(k, v)| (k.as_ref(), v)),
                 out,
@@ -353,6 +389,7 @@ impl FieldRef<'_, '_> {
                 Some(Cow::Borrowed(if *b { "true" } else { "false" }))
             }
             FieldRef::Field(Field::Str(s)) => lowercase(s),
+            FieldRef::Field(Field::Number(n)) => Some(Cow::Owned(n.to_string())),
             FieldRef::Field(o @ Field::Object(_)) => Some(Cow::Owned(
                 serde_json::to_string(o).unwrap_or_default().to_lowercase(),
             )),
@@ -379,19 +416,73 @@ pub(crate) fn lowercase(s: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(s.to_lowercase()))
 }
 
-/// The Directory Insights object of one event.
+/// The Directory Insights object of one event (without `geoip`).
 pub fn to_di_event(e: &Envelope) -> Value {
     serde_json::to_value(di_fields(e)).expect("a Directory Insights event serializes")
 }
 
-/// The Directory Insights object of one event, as fields borrowed from the envelope.
+/// What an event's request facts add to its Directory Insights object.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub useragent: Option<std::sync::Arc<crate::enrich::UserAgent>>,
+    pub geoip: Option<crate::enrich::Geo>,
+}
+
+impl Extras {
+    /// The parsed user agent, and the client address's place where `geoip` is given.
+    pub fn of(e: &Envelope, geoip: Option<&crate::enrich::GeoIp>) -> Extras {
+        Extras {
+            useragent: e.user_agent.as_deref().map(crate::enrich::user_agent),
+            geoip: geoip
+                .zip(e.client_ip.as_deref())
+                .and_then(|(g, ip)| g.lookup(ip)),
+        }
+    }
+
+    pub(crate) fn useragent_field(&self) -> Option<Field<'static>> {
+        let ua = self.useragent.as_ref()?;
+        Some(Field::Object(
+            ua.fields
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), Field::Str(Cow::Owned(v.clone()))))
+                .collect(),
+        ))
+    }
+
+    pub(crate) fn geoip_field(&self) -> Option<Field<'static>> {
+        let geo = self.geoip.as_ref()?;
+        Some(Field::Object(
+            geo.fields()
+                .into_iter()
+                .map(|(k, v)| {
+                    let field = match v {
+                        Value::Number(n) => Field::Number(n),
+                        Value::String(s) => Field::Str(Cow::Owned(s)),
+                        _ => Field::Null,
+                    };
+                    (Cow::Borrowed(k), field)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The Directory Insights object of one event, as fields borrowed from the envelope
+/// (the user agent parsed, no `geoip`).
 pub fn di_fields(e: &Envelope) -> Field<'_> {
+    di_fields_with(e, &Extras::of(e, None))
+}
+
+/// [`di_fields`] with the event's [`Extras`].
+pub fn di_fields_with<'a>(e: &'a Envelope, extras: &Extras) -> Field<'a> {
     let b = |s: &'static str| Cow::Borrowed(s);
-    let mut initiated_by = vec![
-        (b("email"), opt_str(&e.actor.email)),
-        (b("id"), opt_str(&e.actor.id)),
-        (b("type"), Field::Str(b(actor_type(e.actor.kind)))),
-    ];
+    // The email only when there is one: a user who logs in with a username has none.
+    let mut initiated_by = Vec::with_capacity(4);
+    if let Some(email) = &e.actor.email {
+        initiated_by.push((b("email"), Field::Str(Cow::Borrowed(email))));
+    }
+    initiated_by.push((b("id"), opt_str(&e.actor.id)));
+    initiated_by.push((b("type"), Field::Str(b(actor_type(e.actor.kind)))));
     let mut out: Vec<(Cow<str>, Field)> = Vec::with_capacity(24);
     for (k, v) in [
         (b("@version"), Field::Str(b("1"))),
@@ -410,12 +501,11 @@ pub fn di_fields(e: &Envelope) -> Field<'_> {
     ] {
         set(&mut out, k, v);
     }
-    if let Some(ua) = &e.user_agent {
-        set(
-            &mut out,
-            b("useragent"),
-            Field::Object(vec![(b("name"), Field::Str(Cow::Borrowed(ua)))]),
-        );
+    if let Some(ua) = extras.useragent_field() {
+        set(&mut out, b("useragent"), ua);
+    }
+    if let Some(geo) = extras.geoip_field() {
+        set(&mut out, b("geoip"), geo);
     }
     if let Some(c) = &e.correlation_id {
         set(

@@ -1,7 +1,9 @@
 //! Castellan insights: every event as Parquet, queried with DataFusion.
 //!
 //! Map of the modules:
-//! - [`event`]: a log event as a Directory Insights event (secrets dropped).
+//! - [`event`]: a log event as a Directory Insights event (secrets and bookkeeping
+//!   dropped).
+//! - [`enrich`]: the user agent parsed, the client address placed (GeoIP).
 //! - [`schema`]: the Parquet table's columns, and rows to Arrow batches.
 //! - [`row_writer`]: one event's JSON and column values, written in one pass.
 //! - [`parquet_file`]: encoding one file (sorted, zstd, page index) and merging files.
@@ -18,6 +20,7 @@
 //! - [`udf`]: `di_field(event, 'a.b')`, a field of the event JSON (for fields without
 //!   a column).
 
+pub mod enrich;
 pub mod event;
 pub mod limits;
 pub mod materializer;

@@ -78,15 +78,16 @@ impl QueryThreads {
         W: Future<Output = Result<T, InsightsError>> + Send + 'static,
     {
         let limits = &self.limits;
-        let permit = match tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => permit,
-            _ => return Err(InsightsError::Busy(format!(
+        let permit =
+            match tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    return Err(InsightsError::Busy(format!(
                 "{} queries are running, the most at once (insights.max_concurrent_queries); retry",
                 limits.max_concurrent
-            ))),
-        };
+            )))
+                }
+            };
         let runtime = self.runtime.as_ref().expect("running");
         let task = runtime.spawn(async move {
             let _permit = permit;

@@ -85,6 +85,8 @@ pub struct Materializer {
     storage: Storage,
     config: MaterializerConfig,
     pub status: Arc<Status>,
+    /// Places client addresses (`geoip`), where a database is configured.
+    geoip: Option<Arc<crate::enrich::GeoIp>>,
 }
 
 /// A partition while rows are buffered: the organization and the UTC day (days since
@@ -116,7 +118,14 @@ impl Materializer {
             storage,
             config,
             status: Arc::new(Status::default()),
+            geoip: None,
         }
+    }
+
+    /// Adds `geoip` to events from this MaxMind DB (`insights.geoip_db`).
+    pub fn with_geoip(mut self, geoip: Option<Arc<crate::enrich::GeoIp>>) -> Self {
+        self.geoip = geoip;
+        self
     }
 
     /// Removes what an interrupted flush or compaction left; returns the checkpoint.
@@ -364,7 +373,7 @@ impl Materializer {
                     if read.at_head {
                         head_seen_at = read.read_at;
                     }
-                    for (part, batch) in batches_of(read.commits).await {
+                    for (part, batch) in batches_of(read.commits, self.geoip.clone()).await {
                         buffered += batch.num_rows();
                         buffer.entry(part).or_default().push(batch);
                     }
@@ -513,17 +522,25 @@ fn parallelism() -> usize {
 
 /// Commits as column batches per partition, converted on blocking threads, a chunk
 /// per core; a partition's batches come in log order.
-async fn batches_of(commits: Vec<RecordedCommit>) -> Vec<(PartitionKey, RecordBatch)> {
+async fn batches_of(
+    commits: Vec<RecordedCommit>,
+    geoip: Option<Arc<crate::enrich::GeoIp>>,
+) -> Vec<(PartitionKey, RecordBatch)> {
     let chunk = commits.len().div_ceil(parallelism()).max(256);
     let mut rest = commits;
     let mut tasks = Vec::new();
     while !rest.is_empty() {
         let tail = rest.split_off(chunk.min(rest.len()));
         let part = std::mem::replace(&mut rest, tail);
+        let geoip = geoip.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut parts: BTreeMap<PartitionKey, BatchBuilder> = BTreeMap::new();
-            for e in part.into_iter().flat_map(RecordedCommit::into_envelopes) {
-                parts.entry(partition_of(&e)).or_default().push(&e);
+            let envelopes = part.into_iter().flat_map(RecordedCommit::into_envelopes);
+            for e in envelopes.filter(crate::event::reaches_insights) {
+                parts
+                    .entry(partition_of(&e))
+                    .or_insert_with(|| BatchBuilder::with_geoip(geoip.clone()))
+                    .push(&e);
             }
             parts
                 .into_iter()

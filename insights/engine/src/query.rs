@@ -203,21 +203,16 @@ impl EventQuery {
         if end_ms.is_some_and(|e| e < start_ms) {
             return Err(InsightsError::bad("end_time", "is before start_time"));
         }
-        // A whole number outside 1–10000 falls back to the default, as in the hosted
-        // product; anything but a 64-bit whole number is not a limit at all.
+        // "Nonsense values fall back to the default" (the guide): a number outside
+        // 1–10000, a fraction, text or anything else means 1000. Digits sent as a
+        // string are the number they spell.
         let limit = match body.get("limit") {
-            None | Some(Value::Null) => DEFAULT_LIMIT,
-            Some(v) => {
-                let n = v.as_i64().ok_or_else(|| {
-                    InsightsError::bad("limit", "a whole number (1 to 10000; others mean 1000)")
-                })?;
-                if (1..=MAX_LIMIT as i64).contains(&n) {
-                    n as usize
-                } else {
-                    DEFAULT_LIMIT
-                }
-            }
-        };
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        }
+        .filter(|n| (1..=MAX_LIMIT as i64).contains(n))
+        .map_or(DEFAULT_LIMIT, |n| n as usize);
         let descending = body
             .get("sort")
             .and_then(Value::as_str)
@@ -257,8 +252,13 @@ impl EventQuery {
         let search_after = match body.get("search_after") {
             None | Some(Value::Null) => None,
             Some(Value::Array(a)) if a.is_empty() => None,
+            // The timestamp as a number, or as the digits of one (the PowerShell SDK
+            // sends `["1796624053104","01a2…"]`).
             Some(Value::Array(a)) => match (
-                a.first().and_then(Value::as_i64),
+                a.first().and_then(|ts| match ts {
+                    Value::String(s) => s.trim().parse::<i64>().ok(),
+                    n => n.as_i64(),
+                }),
                 a.get(1).and_then(Value::as_str),
             ) {
                 (Some(ts), Some(id)) => Some((ts, id.to_string())),
@@ -428,12 +428,18 @@ fn term_at(term: &Value, depth: usize, budget: &mut usize) -> Result<Expr, Insig
             format!("{op:?}: use and, or or not"),
         ));
     }
-    let items = items.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-        InsightsError::bad(
-            "search_term",
-            format!("{op}: a non-empty list of conditions"),
-        )
-    })?;
+    // A list of conditions, or one object of field → value (as the PowerShell
+    // module sends `{"and": {"event_type": "user_delete"}}`): a list of that one.
+    let items = match items {
+        Value::Array(a) if !a.is_empty() => a.as_slice(),
+        Value::Object(o) if !o.is_empty() => std::slice::from_ref(items),
+        _ => {
+            return Err(InsightsError::bad(
+                "search_term",
+                format!("{op}: a non-empty list of conditions, or an object of them"),
+            ))
+        }
+    };
     let mut seen = std::collections::HashSet::new();
     let mut parts = Vec::new();
     for item in items {
@@ -1200,9 +1206,11 @@ impl Insights {
         };
         let batches = df
             .filter(col("timestamp").lt(ts_lit(end_ms)))?
+            // Newest first; events of one millisecond by id ascending, as the
+            // app's stable sort leaves the API's ascending pages.
             .sort(vec![
                 col("timestamp").sort(false, false),
-                col("id").sort(false, false),
+                col("id").sort(true, false),
             ])?
             .select(vec![col("service"), col("event")])?
             .collect()

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::event::{
     actor_type, format_ms_into, lowercase, search_text_cow, service_of, timestamp_ms,
-    write_json_str, write_json_value, SECRET_KEYS,
+    write_json_str, write_json_value, Extras, SECRET_KEYS,
 };
 use crate::schema::{column_of, Column, BOOL_COLUMN_COUNT, TEXT_COLUMN_COUNT};
 
@@ -224,7 +224,7 @@ fn string_object(row: &mut Row, object: &mut Object, key: &str, fields: &[(&str,
 
 /// Writes one event as a row (see the module's documentation); the caller has checked
 /// [`writes_directly`].
-pub fn write_row(e: &Envelope, mut row: Row) {
+pub fn write_row(e: &Envelope, extras: &Extras, mut row: Row) {
     let mut payload = Payload::of(e);
     let mut obj = Object::open(row.json);
     let o = &mut obj;
@@ -267,6 +267,12 @@ pub fn write_row(e: &Envelope, mut row: Row) {
     if !payload.up_to(r, o, "event_type") {
         text_entry(r, o, "event_type", Some(&e.event_type));
     }
+    if !payload.up_to(r, o, "geoip") {
+        if let Some(geo) = extras.geoip_field() {
+            o.key(r.json, "geoip");
+            geo.write_json(r.json);
+        }
+    }
     if !payload.up_to(r, o, "id") {
         let mut buf = uuid::Uuid::encode_buffer();
         let id = e.event_id.hyphenated().encode_lower(&mut buf);
@@ -299,8 +305,9 @@ pub fn write_row(e: &Envelope, mut row: Row) {
         write_json_str(&time, r.json);
     }
     if !payload.up_to(r, o, "useragent") {
-        if let Some(ua) = &e.user_agent {
-            string_object(r, o, "useragent", &[("name", ua)]);
+        if let Some(ua) = extras.useragent_field() {
+            o.key(r.json, "useragent");
+            ua.write_json(r.json);
         }
     }
     payload.rest(r, o);
@@ -319,6 +326,8 @@ fn initiated_by(e: &Envelope, from: Option<&Map<String, Value>>, r: &mut Row) {
         ("type", Some(actor_type(e.actor.kind))),
     ];
     for (key, value) in own {
+        // No email written for an actor without one (as `di_fields` leaves it out).
+        let absent = key == "email" && value.is_none();
         let mut replaced = false;
         while let Some((k, v)) = theirs.next_if(|(k, _)| k.as_str() <= key) {
             inner.key(r.json, k);
@@ -326,7 +335,7 @@ fn initiated_by(e: &Envelope, from: Option<&Map<String, Value>>, r: &mut Row) {
             r.value(column_of("initiated_by", k), v);
             replaced |= k == key;
         }
-        if !replaced {
+        if !replaced && !absent {
             inner.key(r.json, key);
             match value {
                 Some(s) => write_json_str(s, r.json),

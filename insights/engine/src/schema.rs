@@ -10,7 +10,8 @@ use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use castellan_domain::envelope::Envelope;
 
-use crate::event::{di_fields, timestamp_ms};
+use crate::enrich::GeoIp;
+use crate::event::{di_fields_with, timestamp_ms, Extras};
 use crate::row_writer::{write_row, writes_directly, Row};
 
 /// Text columns and the dot path of the event field each one holds.
@@ -182,6 +183,8 @@ pub struct BatchBuilder {
     /// ([`crate::event::Field::write_json`]), its end offset goes to `json_ends`.
     json: Vec<u8>,
     json_ends: Vec<i32>,
+    /// Places client addresses (`geoip`), where a database is configured.
+    geoip: Option<Arc<GeoIp>>,
 }
 
 impl Default for BatchBuilder {
@@ -206,18 +209,29 @@ impl BatchBuilder {
                 .collect(),
             json: Vec::new(),
             json_ends: vec![0],
+            geoip: None,
+        }
+    }
+
+    /// A builder that adds `geoip` from `geoip` (None: no `geoip`).
+    pub fn with_geoip(geoip: Option<Arc<GeoIp>>) -> BatchBuilder {
+        BatchBuilder {
+            geoip,
+            ..BatchBuilder::new()
         }
     }
 
     /// Appends one event (its Directory Insights object, lowercased column values).
     pub fn push(&mut self, e: &Envelope) {
+        let extras = Extras::of(e, self.geoip.as_deref());
         if writes_directly(e) {
             write_row(
                 e,
+                &extras,
                 Row::new(&mut self.texts, &mut self.bools, &mut self.json),
             );
         } else {
-            self.push_fields(e);
+            self.push_fields(e, &extras);
         }
         self.json_ends
             .push(i32::try_from(self.json.len()).expect("an event batch's JSON stays under 2 GiB"));
@@ -227,8 +241,8 @@ impl BatchBuilder {
 
     /// [`BatchBuilder::push`]'s JSON and columns the general way: from the event's
     /// field tree ([`di_fields`]).
-    fn push_fields(&mut self, e: &Envelope) {
-        let event = di_fields(e);
+    fn push_fields(&mut self, e: &Envelope, extras: &Extras) {
+        let event = di_fields_with(e, extras);
         let mut row = Row::new(&mut self.texts, &mut self.bools, &mut self.json);
         // One pass over the event's fields (not a lookup per column).
         event.for_each_field(&mut |parent, key, field| match column_of(parent, key) {
@@ -376,12 +390,32 @@ mod tests {
         }
         // A year the fast time formatter does not take.
         cases[0].occurred_at = time::macros::datetime!(-0001-01-01 00:00:00 UTC);
-        for e in &cases {
+        let placed = Extras {
+            useragent: None,
+            geoip: Some(crate::enrich::Geo {
+                country_code: Some("NL".into()),
+                latitude: Some(52.5),
+                timezone: Some("Europe/Amsterdam".into()),
+                ..Default::default()
+            }),
+        };
+        for (e, with_geoip) in cases.iter().flat_map(|e| [(e, false), (e, true)]) {
             assert!(crate::row_writer::writes_directly(e));
+            let mut extras = Extras::of(e, None);
+            if with_geoip {
+                extras.geoip = placed.geoip.clone();
+            }
             let mut direct = BatchBuilder::new();
-            direct.push(e);
+            direct.timestamps.push(timestamp_ms(e));
+            direct.positions.push(e.position);
+            crate::row_writer::write_row(
+                e,
+                &extras,
+                crate::row_writer::Row::new(&mut direct.texts, &mut direct.bools, &mut direct.json),
+            );
+            direct.json_ends.push(direct.json.len() as i32);
             let mut tree = BatchBuilder::new();
-            tree.push_fields(e);
+            tree.push_fields(e, &extras);
             tree.json_ends.push(tree.json.len() as i32);
             tree.timestamps.push(timestamp_ms(e));
             tree.positions.push(e.position);
@@ -395,8 +429,9 @@ mod tests {
             assert_eq!(json(&direct), json(&tree));
             assert_eq!(
                 json(&direct),
-                serde_json::to_string(&crate::event::di_fields(e)).unwrap()
+                serde_json::to_string(&di_fields_with(e, &extras)).unwrap()
             );
+            assert_eq!(json(&direct).contains("\"geoip\":{"), with_geoip);
             assert_eq!(direct, tree, "{}", json(&tree));
         }
     }

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::runtime::ProjectionError;
 use crate::store::ReadStore;
-use crate::users::ListQuery;
+use crate::users::{Filter, ListQuery, Op, Page};
 
 pub fn reduce<'c>(
     conn: &'c mut AnyConnection,
@@ -129,15 +129,21 @@ impl ReadStore {
     pub async fn groups(&self, org: &str, q: &ListQuery) -> Result<(Vec<Value>, u64), sqlx::Error> {
         let mut sql_where = "org_id = $1".to_string();
         let mut binds = vec![org.to_string()];
-        for (_, op, value) in q.filter.iter().filter(|(f, _, _)| f == "name") {
-            binds.push(if op == "search" {
+        for f in &q.filter {
+            let Filter::Is { field, op, value } = f else {
+                continue;
+            };
+            if field != "name" {
+                continue;
+            }
+            binds.push(if *op == Op::Search {
                 format!("%{}%", value.to_lowercase())
             } else {
                 value.clone()
             });
-            let clause = match op.as_str() {
-                "eq" => format!(" AND name = ${}", binds.len()),
-                "ne" => format!(" AND name <> ${}", binds.len()),
+            let clause = match op {
+                Op::Eq => format!(" AND name = ${}", binds.len()),
+                Op::Ne => format!(" AND name <> ${}", binds.len()),
                 _ => format!(" AND LOWER(name) LIKE ${}", binds.len()),
             };
             sql_where.push_str(&clause);
@@ -170,15 +176,23 @@ impl ReadStore {
         ))
     }
 
-    /// The ids on the other side of `group_members`: `by` is `group_id` or `user_id`.
-    async fn member_ids(&self, org: &str, by: &str, id: &str) -> Result<Vec<String>, sqlx::Error> {
+    /// One page of the ids on the other side of `group_members`: `by` is `group_id`
+    /// or `user_id`.
+    async fn member_ids(
+        &self,
+        org: &str,
+        by: &str,
+        id: &str,
+        page: Page,
+    ) -> Result<Vec<String>, sqlx::Error> {
         let other = if by == "group_id" {
             "user_id"
         } else {
             "group_id"
         };
         let sql = format!(
-            "SELECT {other} FROM group_members WHERE org_id = $1 AND {by} = $2 ORDER BY {other}"
+            "SELECT {other} FROM group_members WHERE org_id = $1 AND {by} = $2 ORDER BY {other} LIMIT {} OFFSET {}",
+            page.limit, page.skip
         );
         let rows = sqlx::query(&sql)
             .bind(org)
@@ -189,9 +203,14 @@ impl ReadStore {
     }
 
     /// `GET /usergroups/{id}/members`: GraphConnections to the direct members.
-    pub async fn group_members(&self, org: &str, group: &str) -> Result<Vec<Value>, sqlx::Error> {
+    pub async fn group_members(
+        &self,
+        org: &str,
+        group: &str,
+        page: Page,
+    ) -> Result<Vec<Value>, sqlx::Error> {
         Ok(self
-            .member_ids(org, "group_id", group)
+            .member_ids(org, "group_id", group, page)
             .await?
             .into_iter()
             .map(|user| json!({"to": {"type": "user", "id": user, "attributes": null}, "attributes": null}))
@@ -203,9 +222,10 @@ impl ReadStore {
         &self,
         org: &str,
         group: &str,
+        page: Page,
     ) -> Result<Vec<Value>, sqlx::Error> {
         Ok(self
-            .member_ids(org, "group_id", group)
+            .member_ids(org, "group_id", group, page)
             .await?
             .into_iter()
             .map(|user| {
@@ -215,9 +235,14 @@ impl ReadStore {
     }
 
     /// `GET /users/{id}/memberof`: the groups a user belongs to.
-    pub async fn user_memberof(&self, org: &str, user: &str) -> Result<Vec<Value>, sqlx::Error> {
+    pub async fn user_memberof(
+        &self,
+        org: &str,
+        user: &str,
+        page: Page,
+    ) -> Result<Vec<Value>, sqlx::Error> {
         Ok(self
-            .member_ids(org, "user_id", user)
+            .member_ids(org, "user_id", user, page)
             .await?
             .into_iter()
             .map(|group| {
@@ -260,15 +285,18 @@ impl ReadStore {
         org: &str,
         group: &str,
         target_type: &str,
+        page: Page,
     ) -> Result<Vec<Value>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT target_id, attributes FROM group_associations WHERE org_id = $1 AND group_id = $2 AND target_type = $3 ORDER BY target_id",
-        )
-        .bind(org)
-        .bind(group)
-        .bind(target_type)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT target_id, attributes FROM group_associations WHERE org_id = $1 AND group_id = $2 AND target_type = $3 ORDER BY target_id LIMIT {} OFFSET {}",
+            page.limit, page.skip
+        );
+        let rows = sqlx::query(&sql)
+            .bind(org)
+            .bind(group)
+            .bind(target_type)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| {

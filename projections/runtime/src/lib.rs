@@ -11,6 +11,7 @@
 //! - [`portal`]: the portal read model (organizations, admins) behind the admin API.
 //! - [`groups`]: user groups, members and associations of the portal read model.
 //! - [`users`]: the users of the portal read model and their list queries.
+//! - [`user_filter`]: list filters over every scalar user field, as SQL.
 //! - [`admin_index`]: the in-memory index of admins and API keys used to authenticate requests.
 //! - [`security`]: the in-memory failed-login counters every protocol shares.
 //! - [`outbox`]: emails waiting for a relay (invitations), and admin listings.
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod runtime;
 pub mod security;
 pub mod store;
+pub mod user_filter;
 pub mod users;
 
 pub use progress::Progress;

@@ -256,6 +256,20 @@ const MIGRATIONS: &[Migration] = &[
               )",
         postgres: None,
     },
+    Migration {
+        version: 9,
+        name: "users: employeeIdentifier column, lookups by email and employeeIdentifier indexed",
+        sql: "ALTER TABLE users ADD COLUMN employee_identifier TEXT;
+              UPDATE users SET employee_identifier = json_extract(doc, '$.profile.employeeIdentifier');
+              CREATE INDEX IF NOT EXISTS users_by_org_email ON users (org_id, email);
+              CREATE INDEX IF NOT EXISTS users_by_org_employee ON users (org_id, employee_identifier)",
+        postgres: Some(
+            "ALTER TABLE users ADD COLUMN employee_identifier TEXT;
+              UPDATE users SET employee_identifier = doc::jsonb #>> '{profile,employeeIdentifier}';
+              CREATE INDEX IF NOT EXISTS users_by_org_email ON users (org_id, email);
+              CREATE INDEX IF NOT EXISTS users_by_org_employee ON users (org_id, employee_identifier)",
+        ),
+    },
 ];
 
 impl ReadStore {

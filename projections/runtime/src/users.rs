@@ -56,9 +56,10 @@ pub fn reduce<'c>(
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         sqlx::query(
-            "INSERT INTO users (id, org_id, username, email, firstname, lastname, state, password_status, account_locked, unix_uid, doc, created_at, updated_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            "INSERT INTO users (id, org_id, username, email, firstname, lastname, state, password_status, account_locked, unix_uid, doc, created_at, updated_at, version, employee_identifier)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (id) DO UPDATE SET username = excluded.username, email = excluded.email,
+                 employee_identifier = excluded.employee_identifier,
                  firstname = excluded.firstname, lastname = excluded.lastname, state = excluded.state,
                  password_status = excluded.password_status, account_locked = excluded.account_locked,
                  unix_uid = excluded.unix_uid, doc = excluded.doc, updated_at = excluded.updated_at, version = excluded.version",
@@ -77,11 +78,14 @@ pub fn reduce<'c>(
         .bind(created_at)
         .bind(now)
         .bind(e.stream_version as i64)
+        .bind(text("employeeIdentifier"))
         .execute(&mut *conn)
         .await?;
         Ok(())
     })
 }
+
+pub use crate::user_filter::{Filter, Op};
 
 /// A list request in the hosted product's v1 shape.
 #[derive(Debug, Clone, Default)]
@@ -90,11 +94,18 @@ pub struct ListQuery {
     pub skip: u64,
     /// (column, descending)
     pub sort: Vec<(String, bool)>,
-    /// (column, op, value)
-    pub filter: Vec<(String, String, String)>,
+    /// Every filter holds (each checked with [`crate::user_filter::check`]).
+    pub filter: Vec<Filter>,
 }
 
-/// Fields lists may sort and filter on, and their columns.
+/// One page of a list: `limit` items after `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub skip: u64,
+}
+
+/// Fields lists may sort on, and their columns.
 pub const LIST_FIELDS: &[(&str, &str)] = &[
     ("username", "username"),
     ("email", "email"),
@@ -105,6 +116,7 @@ pub const LIST_FIELDS: &[(&str, &str)] = &[
     ("account_locked", "account_locked"),
     ("unix_uid", "unix_uid"),
     ("created", "created_at"),
+    ("employeeIdentifier", "employee_identifier"),
 ];
 
 pub fn column(field: &str) -> Option<&'static str> {
@@ -132,9 +144,20 @@ pub fn to_json(id: &str, org: &str, user: &User, created: &str, updated: &str) -
     out.insert("password_date".into(), json!(user.password_date));
     out.insert("account_locked".into(), json!(user.account_locked));
     out.insert("totp_enabled".into(), json!(user.totp.enrolled));
+    let mut mfa = json!({
+        "configured": user.totp.enrolled,
+        "required": user.mfa_required,
+        "enrollmentDeadline": user.mfa_enrollment_deadline,
+        "exclusion": user.mfa_exclusion,
+    });
+    if user.mfa_exclusion {
+        mfa["exclusionDays"] = json!(user.mfa_exclusion_days);
+        mfa["exclusionUntil"] = json!(user.mfa_exclusion_until);
+    }
+    out.insert("mfa".into(), mfa);
     out.insert(
-        "mfa".into(),
-        json!({"configured": user.totp.enrolled, "required": user.mfa_required, "enrollmentDeadline": user.mfa_enrollment_deadline}),
+        "enable_user_portal_multifactor".into(),
+        json!(user.mfa_required),
     );
     out.insert("organization".into(), json!(org));
     out.insert("created".into(), json!(created));
@@ -166,46 +189,10 @@ impl ReadStore {
     /// One page of an organization's users and the total that match.
     /// Columns come from [`LIST_FIELDS`] only; values are bound, never spliced.
     pub async fn users(&self, org: &str, q: &ListQuery) -> Result<(Vec<Value>, u64), sqlx::Error> {
-        let mut sql_where = String::from("org_id = $1");
         let mut binds: Vec<String> = vec![org.to_string()];
-        for (field, op, value) in &q.filter {
-            let Some(col) = column(field) else { continue };
-            let sql_op = match op.as_str() {
-                "eq" => "=",
-                "ne" => "<>",
-                "gt" => ">",
-                "ge" => ">=",
-                "lt" => "<",
-                "le" => "<=",
-                "search" => "LIKE",
-                _ => continue,
-            };
-            let value = if op == "search" {
-                format!(
-                    "%{}%",
-                    value
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                )
-            } else {
-                value.clone()
-            };
-            binds.push(value);
-            // Numbers are bound as text and cast, so one bind type serves every column.
-            let placeholder = if matches!(col, "unix_uid" | "account_locked") {
-                format!("CAST(${} AS BIGINT)", binds.len())
-            } else {
-                format!("${}", binds.len())
-            };
-            if op == "search" {
-                sql_where.push_str(&format!(
-                    " AND LOWER({col}) LIKE LOWER({placeholder}) ESCAPE '\\'"
-                ));
-            } else {
-                sql_where.push_str(&format!(" AND {col} {sql_op} {placeholder}"));
-            }
-        }
+        let mut clause = crate::user_filter::Clause::new(&mut binds, self.dialect);
+        clause.push(&Filter::All(q.filter.clone()));
+        let sql_where = format!("org_id = $1 AND {}", clause.sql);
         let mut order: Vec<String> = q
             .sort
             .iter()

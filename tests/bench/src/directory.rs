@@ -5,6 +5,10 @@
 //! 2. Over HTTP on an in-process node (embedded default): `POST /api/systemusers`
 //!    latency, then a directory grown to `--users` users (bulk import without
 //!    passwords) listed page by page (`limit=100`), with p50/p99 per page and RSS.
+//! 3. Writes that never stall: `--stall-creates` creates sequentially, then from 16
+//!    clients at once (every other one with a password, so it queues an activation
+//!    email), on the embedded SQLite store and on PostgreSQL (`--postgres URL`, or
+//!    `CASTELLAN_TEST_POSTGRES_URL`): p50/p99 and how many did not answer 200.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,16 @@ pub struct Args {
     /// Users created one by one over HTTP.
     #[arg(long, default_value_t = 1_000)]
     creates: usize,
+    /// Users created in each phase of the write-stall benchmark (0: skip it).
+    #[arg(long, default_value_t = 500)]
+    stall_creates: usize,
+    /// A PostgreSQL server URL for the write-stall benchmark's PostgreSQL rows
+    /// (a database is created on it); default `CASTELLAN_TEST_POSTGRES_URL`.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Only the write-stall benchmark.
+    #[arg(long)]
+    stalls_only: bool,
 }
 
 fn rss_mib() -> f64 {
@@ -61,6 +75,12 @@ fn csv(rows: std::ops::Range<usize>, with_password: bool) -> String {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.stall_creates > 0 {
+        stalls(&args).await?;
+    }
+    if args.stalls_only {
+        return Ok(());
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -201,4 +221,110 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rss_mib()
     );
     Ok(())
+}
+
+/// Creates `n` users from `clients` clients at once (ids from `first`); each create's
+/// latency, and the answers that were not 200.
+async fn creates(
+    node: &std::sync::Arc<TestNode>,
+    key: &str,
+    first: usize,
+    n: usize,
+    clients: usize,
+) -> (Vec<Duration>, Vec<String>) {
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (node, key) = (node.clone(), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut refused = Vec::new();
+            for i in (first + client..first + n).step_by(clients) {
+                let mut body =
+                    json!({"username": format!("w{i}"), "email": format!("w{i}@bench.test")});
+                if i % 2 == 0 {
+                    body["password"] = json!(format!("Bench-passphrase-{i}"));
+                }
+                let started = Instant::now();
+                let (status, answer) = node
+                    .call(&key, "POST", "/api/systemusers", Some(body))
+                    .await;
+                latencies.push(started.elapsed());
+                if status != 200 {
+                    refused.push(format!("w{i}: {status} {answer}"));
+                }
+            }
+            (latencies, refused)
+        }));
+    }
+    let (mut latencies, mut refused) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (l, r) = t.await.expect("a client task");
+        latencies.extend(l);
+        refused.extend(r);
+    }
+    latencies.sort();
+    (latencies, refused)
+}
+
+/// Part 3: sequential and 16-way creates on both read stores.
+async fn stalls(args: &Args) -> anyhow::Result<()> {
+    let postgres = args
+        .postgres
+        .clone()
+        .or_else(|| std::env::var("CASTELLAN_TEST_POSTGRES_URL").ok())
+        .filter(|u| !u.is_empty());
+    println!(
+        "| creates ({} a phase; every other with a password) | store | p50 | p99 | not 200 | wall |",
+        args.stall_creates
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut stores = vec![("SQLite (embedded)", None)];
+    match &postgres {
+        Some(url) => stores.push(("PostgreSQL", Some(url.clone()))),
+        None => println!(
+            "| (PostgreSQL skipped: no --postgres or CASTELLAN_TEST_POSTGRES_URL) | | | | | |"
+        ),
+    }
+    for (name, url) in stores {
+        let dir = tempfile::tempdir()?;
+        let mut c = castellan_e2e::node::config(dir.path());
+        c.projections.consistency_wait_ms = 5000;
+        if let Some(server) = url {
+            c.read_store.url = fresh_database(&server).await?;
+        }
+        let node = std::sync::Arc::new(TestNode::start(c, dir).await);
+        let org = node.bootstrap("Bench", "root@bench.test").await;
+        for (mode, clients, first) in [("sequential", 1, 0), ("16 clients", 16, args.stall_creates)]
+        {
+            let started = Instant::now();
+            let (latencies, refused) =
+                creates(&node, &org.api_key, first, args.stall_creates, clients).await;
+            println!(
+                "| {mode} | {name} | {:.1} ms | {:.1} ms | {} | {:.1} s |",
+                ms(quantile(&latencies, 0.5)),
+                ms(quantile(&latencies, 0.99)),
+                refused.len(),
+                started.elapsed().as_secs_f64()
+            );
+            if let Some(first) = refused.first() {
+                println!("|   first refusal: {first} | | | | | |");
+            }
+        }
+    }
+    println!();
+    Ok(())
+}
+
+/// A new database on the PostgreSQL server at `server`; its URL.
+async fn fresh_database(server: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("castellan_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(server).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let (prefix, _) = server
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{server}: a URL with a database"))?;
+    Ok(format!("{prefix}/{name}"))
 }

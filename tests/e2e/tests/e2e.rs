@@ -9,6 +9,7 @@ mod e2e {
     pub mod contract_sqlite;
     pub mod export;
     pub mod faults;
+    pub mod fidelity;
     pub mod golden;
     pub mod groups_http;
     pub mod import;

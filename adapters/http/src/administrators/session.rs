@@ -62,11 +62,8 @@ pub async fn login(
             email: Some(c.email.trim().to_lowercase()),
         },
     );
-    meta.client_ip = Some(peer.ip().to_string());
-    meta.user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    meta.client_ip = crate::client::client_ip(&state.trusted_proxies, &headers, Some(peer));
+    meta.user_agent = crate::client::user_agent(&headers);
     let index = state.admins.snapshot();
     let home_of = |id: ObjectId| index.state.admins.get(&id).map(|p| p.org_id);
     let outcome = admin_login(

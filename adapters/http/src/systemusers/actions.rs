@@ -57,15 +57,55 @@ pub async fn expire(
     path = "/api/systemusers/{id}/resetmfa",
     tag = "systemusers",
     params(("id" = String, Path, description = "24-hex object id")),
+    request_body(content = Option<crate::schemas::MfaExclusion>, content_type = "application/json"),
     responses((status = 200, description = "done", body = Object), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 409, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn reset_mfa(
-    State(s): State<ApiState>,
-    c: Caller,
+    State(state): State<ApiState>,
+    caller: Caller,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    run(s, c, id, UserCommand::ResetMfa).await
+    let user_id = super::parse_id(&id)?;
+    // `{exclusion, exclusionDays, exclusionUntil}` (optional): a grace period in which
+    // the user logs in without a code and enrolls again.
+    let exclusion = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let v: serde_json::Value = crate::organizations::update::parse(&headers, &body)?;
+        super::mfa_exclusion(&v)?
+    };
+    if let Some(UserCommand::ExcludeFromMfa {
+        exclusion,
+        days,
+        until,
+    }) = &exclusion
+    {
+        castellan_domain::user::exclusion_until(
+            *exclusion,
+            *days,
+            until.as_deref(),
+            caller.meta.occurred_at,
+        )?;
+    }
+    let (log, org) = (&*state.log, caller.org);
+    let mut position = users::command(
+        log,
+        org,
+        user_id,
+        caller.meta.clone(),
+        UserCommand::ResetMfa,
+    )
+    .await?
+    .position;
+    if let Some(cmd) = exclusion {
+        position = users::command(log, org, user_id, caller.meta, cmd)
+            .await?
+            .position;
+    }
+    super::read_back(&state, &org.to_string(), &id, position).await
 }
 
 #[utoipa::path(

@@ -48,14 +48,56 @@ pub async fn handle(
         password,
         state: user_state,
         require_mfa,
+        suspended,
+        activated,
+        account_locked,
+        mfa_exclusion,
     } = super::split_body(body)?;
-    let user_state = parse_state(user_state)?;
-    if user_state == Some(UserState::Suspended) {
+    let mut user_state = parse_state(user_state)?;
+    if user_state == Some(UserState::Suspended) || suspended == Some(true) {
         return Err(ApiError::bad_request(
             "invalid_field",
-            Some("state"),
-            "state: a new user is STAGED or ACTIVATED",
+            Some(if suspended == Some(true) {
+                "suspended"
+            } else {
+                "state"
+            }),
+            "a new user is STAGED or ACTIVATED, not suspended",
         ));
+    }
+    if account_locked == Some(true) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            Some("account_locked"),
+            "account_locked: a new user is not locked",
+        ));
+    }
+    // Checked before anything is written, so a bad exclusion creates no user.
+    if let Some(castellan_domain::user::UserCommand::ExcludeFromMfa {
+        exclusion,
+        days,
+        until,
+    }) = &mfa_exclusion
+    {
+        castellan_domain::user::exclusion_until(
+            *exclusion,
+            *days,
+            until.as_deref(),
+            caller.meta.occurred_at,
+        )?;
+    }
+    // `activated` (the SDK's field) says the same as `state`.
+    match (user_state, activated) {
+        (None, Some(true)) => user_state = Some(UserState::Activated),
+        (None, Some(false)) => user_state = Some(UserState::Staged),
+        (Some(s), Some(a)) if (s == UserState::Activated) != a => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                Some("activated"),
+                "activated: contradicts state",
+            ))
+        }
+        _ => {}
     }
     let (id, done) = users::create(
         &*state.log,
@@ -77,14 +119,15 @@ pub async fn handle(
         crate::mail::activation(&state, caller.org, id, sent.state.email(), &token).await?;
         position = sent.position;
     }
-    if let Some((required, enrollment_days)) = require_mfa {
-        let cmd = castellan_domain::user::UserCommand::RequireMfa {
+    let require_mfa = require_mfa.map(|(required, enrollment_days)| {
+        castellan_domain::user::UserCommand::RequireMfa {
             required,
             enrollment_days,
-        };
-        position = users::command(&*state.log, caller.org, id, caller.meta, cmd)
-            .await?
-            .position;
+        }
+    });
+    for cmd in require_mfa.into_iter().chain(mfa_exclusion) {
+        let done = users::command(&*state.log, caller.org, id, caller.meta.clone(), cmd).await?;
+        position = position.max(done.position);
     }
     super::read_back(&state, &caller.org.to_string(), &id.to_string(), position).await
 }

@@ -1,4 +1,4 @@
-//! `GET /api/systemusers/{id}`
+//! `GET /api/systemusers/{id}` (`fields`: the keys returned)
 
 use crate::query::Query;
 use axum::extract::{Path, State};
@@ -25,6 +25,7 @@ pub async fn handle(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<ReadParams>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     consistency::wait_for(
@@ -37,5 +38,11 @@ pub async fn handle(
         .user(&caller.org.to_string(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut one = [user];
+    super::list::narrow(
+        &mut one,
+        super::list::parse_fields(raw.as_deref()).as_deref(),
+    );
+    let [user] = one;
     Ok(Json(user))
 }

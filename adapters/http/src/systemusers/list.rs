@@ -1,8 +1,11 @@
 //! `GET /api/systemusers`: `{results, totalCount}` with `limit` (default 10, max 100),
-//! `skip`, `sort` (`-` for descending) and `filter` (`field:op:value`, repeatable).
+//! `skip`, `sort` (`-` for descending), `fields` (space-separated: the keys returned)
+//! and `filter` (`field:op:value` with v1's `$eq`… or v2's `eq`…, repeatable or
+//! comma-separated; every filter holds).
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
+use castellan_projections::user_filter::{check, Filter, Op};
 use castellan_projections::users::{column, ListQuery};
 use serde_json::{json, Value};
 
@@ -39,6 +42,80 @@ fn decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A `filter` value's conditions: commas separate them only where the next one
+/// starts (`field:op:`), so a value may hold commas (`company:$eq:Acme, Inc.`).
+pub fn split_filters(v: &str) -> Vec<&str> {
+    let starts_condition = |rest: &str| {
+        let mut parts = rest.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(field), Some(op), Some(_)) => {
+                !field.is_empty()
+                    && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && Op::parse(op).is_some()
+            }
+            _ => false,
+        }
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in v.match_indices(',') {
+        if starts_condition(&v[i + 1..]) {
+            out.push(&v[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&v[start..]);
+    out.into_iter().filter(|f| !f.is_empty()).collect()
+}
+
+/// One `field:op:value` condition, checked (field, operator and value).
+pub fn parse_filter(f: &str) -> Result<Filter, ApiError> {
+    let bad = |message: String| ApiError::bad_request("invalid_parameter", Some("filter"), message);
+    let mut parts = f.splitn(3, ':');
+    let (Some(field), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("filter: use field:op:value".into()));
+    };
+    let op = Op::parse(op).ok_or_else(|| {
+        bad(format!(
+            "filter: unknown operator {op:?} (v1: $eq $ne $gt $gte $lt $lte; v2: eq ne gt ge lt le search in between)"
+        ))
+    })?;
+    check(field, op, value).map_err(|e| bad(format!("filter: {e}")))?;
+    Ok(Filter::Is {
+        field: field.to_string(),
+        op,
+        value: value.to_string(),
+    })
+}
+
+/// `fields`: the keys each result keeps (`_id` and `id` always), space-separated in
+/// v1 and comma-separated in v2; None when every key is wanted.
+pub fn parse_fields(raw: Option<&str>) -> Option<Vec<String>> {
+    let mut wanted: Vec<String> = Vec::new();
+    for pair in raw.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(k) == "fields" {
+            wanted.extend(
+                decode(v)
+                    .split([' ', ','])
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    (!wanted.is_empty()).then_some(wanted)
+}
+
+/// Keeps only the `fields` of each object (and its `_id` and `id`).
+pub fn narrow(results: &mut [Value], fields: Option<&[String]>) {
+    let Some(fields) = fields else { return };
+    for r in results {
+        if let Value::Object(o) = r {
+            o.retain(|k, _| k == "_id" || k == "id" || fields.iter().any(|f| f == k));
+        }
+    }
 }
 
 /// Parses the v1 list parameters.
@@ -90,33 +167,8 @@ pub fn parse(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                 }
             }
             "filter" => {
-                for f in v.split(',').filter(|f| !f.is_empty()) {
-                    let mut parts = f.splitn(3, ':');
-                    let (Some(field), Some(op), Some(value)) =
-                        (parts.next(), parts.next(), parts.next())
-                    else {
-                        return Err(ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("filter"),
-                            "filter: use field:op:value",
-                        ));
-                    };
-                    if column(field).is_none() {
-                        return Err(ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("filter"),
-                            format!("filter: cannot filter on {field:?}"),
-                        ));
-                    }
-                    if !matches!(op, "eq" | "ne" | "gt" | "ge" | "lt" | "le" | "search") {
-                        return Err(ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("filter"),
-                            format!("filter: unknown operator {op:?}"),
-                        ));
-                    }
-                    q.filter
-                        .push((field.to_string(), op.to_string(), value.to_string()));
+                for f in split_filters(&v) {
+                    q.filter.push(parse_filter(f)?);
                 }
             }
             "fields" | "minPosition" => {}
@@ -148,13 +200,25 @@ pub fn parse_v2_groups(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                     .collect()
             }
             "filter" => {
-                for f in v.split(',') {
+                for f in split_filters(&v) {
                     let mut p = f.splitn(3, ':');
                     if let (Some(field), Some(op), Some(value)) = (p.next(), p.next(), p.next()) {
-                        q.filter.push((field.into(), op.into(), value.into()));
+                        let op = Op::parse(op).ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_parameter",
+                                Some("filter"),
+                                format!("filter: unknown operator {op:?}"),
+                            )
+                        })?;
+                        q.filter.push(Filter::Is {
+                            field: field.into(),
+                            op,
+                            value: value.into(),
+                        });
                     }
                 }
             }
+            "fields" => {}
             _ => rest.push(pair.to_string()),
         }
     }
@@ -177,7 +241,8 @@ pub async fn handle(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = parse(raw.as_deref())?;
-    let (results, total) = state.store.users(&caller.org.to_string(), &q).await?;
+    let (mut results, total) = state.store.users(&caller.org.to_string(), &q).await?;
+    narrow(&mut results, parse_fields(raw.as_deref()).as_deref());
     Ok(Json(json!({"results": results, "totalCount": total})))
 }
 
@@ -198,6 +263,25 @@ mod tests {
         assert!(parse(Some("limit=101")).is_err());
         assert!(parse(Some("sort=password")).is_err());
         assert!(parse(Some("filter=username:like:x")).is_err());
+        assert!(parse(Some("filter=password_hash:eq:x")).is_err());
+        assert!(parse(Some("filter=unix_uid:$gt:ten")).is_err());
+        let q = parse(Some(
+            "filter=department:$eq:R%26D&filter=company:eq:Acme,%20Inc.,jobTitle:search:eng",
+        ))
+        .unwrap();
+        assert_eq!(q.filter.len(), 3);
+        assert_eq!(
+            q.filter[1],
+            Filter::Is {
+                field: "company".into(),
+                op: Op::Eq,
+                value: "Acme, Inc.".into()
+            }
+        );
+        assert_eq!(
+            parse_fields(Some("fields=username%20email&limit=5")),
+            Some(vec!["username".to_string(), "email".to_string()])
+        );
         assert!(parse(Some("bogus=1")).is_err());
         assert_eq!(decode("a%2Bb+c%"), "a+b c%");
     }

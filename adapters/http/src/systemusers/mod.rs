@@ -45,6 +45,71 @@ pub struct UserBody {
     pub state: Option<Value>,
     /// `enable_user_portal_multifactor` and `enrollmentDays` (default 7).
     pub require_mfa: Option<(bool, u32)>,
+    /// `suspended` (PUT: suspends or unsuspends).
+    pub suspended: Option<bool>,
+    /// `activated` (POST: ACTIVATED or STAGED).
+    pub activated: Option<bool>,
+    /// `account_locked` (false unlocks; true is refused).
+    pub account_locked: Option<bool>,
+    /// `mfa.exclusion`, `mfa.exclusionDays`, `mfa.exclusionUntil`.
+    pub mfa_exclusion: Option<castellan_domain::user::UserCommand>,
+}
+
+fn flag(body: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match body.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_field",
+            Some(key),
+            format!("{key}: true or false"),
+        )),
+    }
+}
+
+/// `mfa` as the SDK sends it: `{configured, exclusion, exclusionDays, exclusionUntil}`
+/// (`configured` is the server's to say and is ignored); the exclusion command, if
+/// the body says anything of one.
+pub fn mfa_exclusion(mfa: &Value) -> Result<Option<castellan_domain::user::UserCommand>, ApiError> {
+    let bad = |field: &str, message: &str| {
+        ApiError::bad_request("invalid_field", Some(field), format!("{field}: {message}"))
+    };
+    let Some(o) = mfa.as_object() else {
+        return if mfa.is_null() {
+            Ok(None)
+        } else {
+            Err(bad("mfa", "an object"))
+        };
+    };
+    let exclusion = match o.get("exclusion") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(bad("mfa.exclusion", "true or false")),
+    };
+    let days = match o.get("exclusionDays") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| bad("mfa.exclusionDays", "a whole number of days (1 to 365)"))?,
+        ),
+    };
+    let until = match o.get("exclusionUntil") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("mfa.exclusionUntil", "a date and time")),
+    };
+    let exclusion = match exclusion {
+        Some(e) => e,
+        // Days or a date alone mean an exclusion.
+        None if days.is_some() || until.is_some() => true,
+        None => return Ok(None),
+    };
+    Ok(Some(castellan_domain::user::UserCommand::ExcludeFromMfa {
+        exclusion,
+        days,
+        until,
+    }))
 }
 
 /// Splits a request body into the profile, the password and the state.
@@ -86,6 +151,13 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
             ))
         }
     };
+    let suspended = flag(&mut body, "suspended")?;
+    let activated = flag(&mut body, "activated")?;
+    let account_locked = flag(&mut body, "account_locked")?;
+    let mfa_exclusion = match body.remove("mfa") {
+        Some(mfa) => mfa_exclusion(&mfa)?,
+        None => None,
+    };
     // Read-only fields a client may echo back from a GET.
     for k in [
         "_id",
@@ -93,13 +165,15 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
         "organization",
         "created",
         "updated",
-        "activated",
-        "suspended",
         "password_expired",
         "password_status",
         "password_date",
         "totp_enabled",
-        "mfa",
+        "account_locked_date",
+        "mfaEnrollment",
+        "badLoginAttempts",
+        "creationSource",
+        "password_expiration_date",
     ] {
         body.remove(k);
     }
@@ -108,5 +182,9 @@ pub fn split_body(mut body: serde_json::Map<String, Value>) -> Result<UserBody, 
         password,
         state,
         require_mfa,
+        suspended,
+        activated,
+        account_locked,
+        mfa_exclusion,
     })
 }

@@ -1,11 +1,12 @@
 //! `POST /api/search/systemusers`: `{"searchFilter": {"searchTerm", "fields"}, "filter":
-//! [{"field": value}…]}` plus the list parameters in the query string.
+//! [{"field": value}…] | {"and"|"or": […]}, "fields"}` plus the list parameters in the
+//! query string.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use castellan_projections::users::column;
+use castellan_projections::user_filter::{check, Filter, Op};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,18 +15,22 @@ use crate::error::ApiError;
 use crate::organizations::update::parse;
 use crate::state::ApiState;
 
-/// More fields than a user has; each listed field costs one query.
+/// More fields than a user has.
 const MAX_SEARCH_FIELDS: usize = 32;
+/// The most conditions, and the deepest nesting, of one body's `filter`.
+const MAX_CONDITIONS: usize = 100;
+const MAX_DEPTH: usize = 4;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Body {
     search_filter: Option<SearchFilter>,
+    /// A list of `{field: value}` (all hold), or `{"and": […]}` / `{"or": […]}`.
     #[serde(default)]
-    filter: Vec<serde_json::Map<String, Value>>,
-    /// Accepted for compatibility; every field is returned.
-    #[serde(rename = "fields")]
-    _fields: Option<Value>,
+    filter: Value,
+    /// The keys each result keeps: space- or comma-separated, or a list.
+    #[serde(default)]
+    fields: Value,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +39,94 @@ struct SearchFilter {
     search_term: String,
     #[serde(default)]
     fields: Vec<String>,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_field", Some(field), message.into())
+}
+
+/// The body's `filter` as a filter tree, checked; `budget` counts conditions.
+fn filter_of(v: &Value, depth: usize, budget: &mut usize) -> Result<Filter, ApiError> {
+    if depth > MAX_DEPTH {
+        return Err(bad(
+            "filter",
+            format!("filter: nested more than {MAX_DEPTH} deep"),
+        ));
+    }
+    match v {
+        Value::Null => Ok(Filter::All(Vec::new())),
+        Value::Array(items) => Ok(Filter::All(
+            items
+                .iter()
+                .map(|i| filter_of(i, depth + 1, budget))
+                .collect::<Result<_, _>>()?,
+        )),
+        Value::Object(o) if o.len() == 1 && (o.contains_key("and") || o.contains_key("or")) => {
+            let (op, items) = o.iter().next().expect("one entry");
+            let items = items
+                .as_array()
+                .ok_or_else(|| bad("filter", format!("filter.{op}: a list of conditions")))?;
+            let parts = items
+                .iter()
+                .map(|i| filter_of(i, depth + 1, budget))
+                .collect::<Result<_, _>>()?;
+            Ok(if op == "and" {
+                Filter::All(parts)
+            } else {
+                Filter::Any(parts)
+            })
+        }
+        Value::Object(o) => {
+            let mut parts = Vec::with_capacity(o.len());
+            for (field, value) in o {
+                *budget = budget.checked_sub(1).ok_or_else(|| {
+                    bad(
+                        "filter",
+                        format!("filter: at most {MAX_CONDITIONS} conditions"),
+                    )
+                })?;
+                let value = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(_) | Value::Number(_) => value.to_string(),
+                    _ => {
+                        return Err(bad(
+                            field,
+                            format!("filter.{field}: a text, number or true/false value"),
+                        ))
+                    }
+                };
+                check(field, Op::Eq, &value).map_err(|e| bad(field, format!("filter: {e}")))?;
+                parts.push(Filter::Is {
+                    field: field.clone(),
+                    op: Op::Eq,
+                    value,
+                });
+            }
+            Ok(Filter::All(parts))
+        }
+        _ => Err(bad(
+            "filter",
+            "filter: a list of {field: value}, or {\"and\": […]} / {\"or\": […]}",
+        )),
+    }
+}
+
+fn fields_of(v: &Value) -> Result<Option<Vec<String>>, ApiError> {
+    let fields: Vec<String> = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => s
+            .split([' ', ','])
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|f| f.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("fields", "fields: names"))?,
+        _ => return Err(bad("fields", "fields: space-separated names, or a list")),
+    };
+    Ok((!fields.is_empty()).then_some(fields))
 }
 
 #[utoipa::path(
@@ -60,86 +153,46 @@ pub async fn handle(
         ));
     }
     let body: Body = parse(&headers, &body)?;
-    for f in &body.filter {
-        for (field, value) in f {
-            if column(field).is_none() {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    Some(field),
-                    format!("cannot filter on {field:?}"),
-                ));
-            }
-            let value = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            q.filter.push((field.clone(), "eq".into(), value));
-        }
-    }
-    let mut results: Vec<Value>;
-    let total;
-    match body.search_filter {
-        // A term over several fields is an OR: query each field and merge by id.
-        Some(sf) if sf.search_term.chars().count() > 256 => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                Some("searchFilter.searchTerm"),
+    let mut budget = MAX_CONDITIONS;
+    q.filter.push(filter_of(&body.filter, 0, &mut budget)?);
+    let fields = fields_of(&body.fields)?.or_else(|| super::list::parse_fields(raw.as_deref()));
+    if let Some(sf) = body.search_filter {
+        if sf.search_term.chars().count() > 256 {
+            return Err(bad(
+                "searchFilter.searchTerm",
                 "searchFilter.searchTerm: is at most 256 characters",
             ));
         }
-        Some(sf) => {
-            let fields = if sf.fields.is_empty() {
-                vec![
-                    "username".into(),
-                    "email".into(),
-                    "firstname".into(),
-                    "lastname".into(),
-                ]
-            } else if sf.fields.len() > MAX_SEARCH_FIELDS {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    Some("searchFilter.fields"),
-                    format!("searchFilter.fields: at most {MAX_SEARCH_FIELDS} fields"),
-                ));
-            } else {
-                // A field named twice is searched once (each costs a query).
-                let mut seen = std::collections::HashSet::new();
-                sf.fields
-                    .into_iter()
-                    .filter(|f| seen.insert(f.clone()))
-                    .collect()
-            };
-            let mut merged = std::collections::BTreeMap::new();
-            for field in fields {
-                if column(&field).is_none() {
-                    return Err(ApiError::bad_request(
-                        "invalid_field",
-                        Some("searchFilter.fields"),
-                        format!("cannot search {field:?}"),
-                    ));
-                }
-                let mut fq = q.clone();
-                fq.limit = 100_000;
-                fq.skip = 0;
-                fq.filter
-                    .push((field, "search".into(), sf.search_term.clone()));
-                for u in state.store.users(&caller.org.to_string(), &fq).await?.0 {
-                    merged.insert(u["id"].as_str().unwrap_or_default().to_string(), u);
-                }
-            }
-            total = merged.len() as u64;
-            results = merged
-                .into_values()
-                .skip(q.skip as usize)
-                .take(q.limit as usize)
-                .collect();
+        if sf.fields.len() > MAX_SEARCH_FIELDS {
+            return Err(bad(
+                "searchFilter.fields",
+                format!("searchFilter.fields: at most {MAX_SEARCH_FIELDS} fields"),
+            ));
         }
-        None => {
-            let (r, t) = state.store.users(&caller.org.to_string(), &q).await?;
-            results = r;
-            total = t;
+        let searched = if sf.fields.is_empty() {
+            vec![
+                "username".to_string(),
+                "email".into(),
+                "firstname".into(),
+                "lastname".into(),
+            ]
+        } else {
+            sf.fields
+        };
+        // The term in any of the fields: one query.
+        let mut any = Vec::with_capacity(searched.len());
+        for field in searched {
+            check(&field, Op::Search, &sf.search_term)
+                .map_err(|e| bad("searchFilter.fields", format!("cannot search: {e}")))?;
+            any.push(Filter::Is {
+                field,
+                op: Op::Search,
+                value: sf.search_term.clone(),
+            });
         }
+        q.filter.push(Filter::Any(any));
     }
-    results.truncate(q.limit as usize);
+    let (mut results, total) = state.store.users(&caller.org.to_string(), &q).await?;
+    super::list::narrow(&mut results, fields.as_deref());
     Ok(Json(json!({"results": results, "totalCount": total})))
 }

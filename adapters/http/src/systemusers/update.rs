@@ -1,5 +1,6 @@
-//! `PUT /api/systemusers/{id}`: profile fields; `password` (through the policy);
-//! `state` SUSPENDED / ACTIVATED; `account_locked: false` unlocks.
+//! `PUT /api/systemusers/{id}`: profile fields; `password` (through the policy; a
+//! staged user is activated by it); `state` SUSPENDED / ACTIVATED or `suspended`
+//! true / false; `account_locked: false` unlocks; `mfa` exclusions.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -34,26 +35,23 @@ pub async fn handle(
     let user_id = super::parse_id(&id)?;
     let body: Map<String, Value> = parse(&headers, &body)?;
     let super::UserBody {
-        mut profile,
+        profile,
         password,
         state: user_state,
         require_mfa,
+        suspended,
+        activated: _,
+        account_locked,
+        mfa_exclusion,
     } = super::split_body(body)?;
-    let unlock = match profile.remove("account_locked") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(false)) => true,
-        Some(Value::Bool(true)) => {
+    let unlock = match account_locked {
+        None => false,
+        Some(false) => true,
+        Some(true) => {
             return Err(ApiError::bad_request(
                 "invalid_field",
                 Some("account_locked"),
                 "account_locked: only false (unlock) may be set",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                Some("account_locked"),
-                "account_locked: true or false",
             ))
         }
     };
@@ -66,16 +64,32 @@ pub async fn handle(
             .await?
             .position;
     }
+    // A password set on a staged user activates it, as the hosted product does.
     if let Some(p) = password {
-        position = users::set_password(log, org, user_id, caller.meta.clone(), p, false, None)
+        position = users::set_password(log, org, user_id, caller.meta.clone(), p, true, None)
             .await?
             .position;
     }
-    let command = match user_state {
-        Some(UserState::Suspended) => Some(UserCommand::Suspend),
-        Some(UserState::Activated) => Some(UserCommand::Unsuspend),
-        Some(UserState::Staged) | None => None,
+    // `suspended` is the SDK's spelling of the same change as `state`.
+    let suspend = match (user_state, suspended) {
+        (Some(UserState::Suspended), _) | (None, Some(true)) => Some(true),
+        (Some(UserState::Activated), _) | (None, Some(false)) => Some(false),
+        (Some(UserState::Staged), _) | (None, None) => None,
     };
+    if user_state.is_some() && suspended.is_some() && suspend != suspended {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            Some("suspended"),
+            "suspended: contradicts state",
+        ));
+    }
+    let command = suspend.map(|s| {
+        if s {
+            UserCommand::Suspend
+        } else {
+            UserCommand::Unsuspend
+        }
+    });
     let mfa = require_mfa.map(|(required, enrollment_days)| UserCommand::RequireMfa {
         required,
         enrollment_days,
@@ -84,6 +98,7 @@ pub async fn handle(
         .into_iter()
         .chain(unlock.then_some(UserCommand::Unlock))
         .chain(mfa)
+        .chain(mfa_exclusion)
     {
         position = position.max(
             users::command(log, org, user_id, caller.meta.clone(), cmd)

@@ -28,7 +28,7 @@ pub struct Targets {
     get,
     path = "/api/v2/usergroups/{id}/associations",
     tag = "usergroups",
-    params(("id" = String, Path, description = "24-hex object id"), ("targets" = inline(crate::schemas::TargetType), Query, description = "the type of the associated objects")),
+    params(("id" = String, Path, description = "24-hex object id"), ("targets" = inline(crate::schemas::TargetType), Query, description = "the type of the associated objects"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "default 10"), ("skip" = Option<u64>, Query, description = "items to pass over")),
     responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
@@ -37,7 +37,9 @@ pub async fn list(
     caller: Caller,
     Path(id): Path<String>,
     Query(t): Query<Targets>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
+    let page = crate::query::page(raw.as_deref())?;
     let target = t
         .targets
         .filter(|t| ASSOCIATION_TYPES.contains(&t.as_str()))
@@ -51,7 +53,10 @@ pub async fn list(
     let org = caller.org.to_string();
     super::existing(&state, &org, &id).await?;
     Ok(Json(
-        state.store.group_associations(&org, &id, &target).await?,
+        state
+            .store
+            .group_associations(&org, &id, &target, page)
+            .await?,
     ))
 }
 

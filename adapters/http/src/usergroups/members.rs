@@ -2,7 +2,7 @@
 //! direction, `GET /api/v2/users/{id}/memberof`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -29,36 +29,40 @@ pub struct MemberOp {
     get,
     path = "/api/v2/usergroups/{id}/members",
     tag = "usergroups",
-    params(("id" = String, Path, description = "24-hex object id")),
-    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    params(("id" = String, Path, description = "24-hex object id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "default 10"), ("skip" = Option<u64>, Query, description = "items to pass over")),
+    responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
+    let page = crate::query::page(raw.as_deref())?;
     let org = caller.org.to_string();
     super::existing(&state, &org, &id).await?;
-    Ok(Json(state.store.group_members(&org, &id).await?))
+    Ok(Json(state.store.group_members(&org, &id, page).await?))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v2/usergroups/{id}/membership",
     tag = "usergroups",
-    params(("id" = String, Path, description = "24-hex object id")),
-    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    params(("id" = String, Path, description = "24-hex object id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "default 10"), ("skip" = Option<u64>, Query, description = "items to pass over")),
+    responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn membership(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
+    let page = crate::query::page(raw.as_deref())?;
     let org = caller.org.to_string();
     super::existing(&state, &org, &id).await?;
-    Ok(Json(state.store.group_membership(&org, &id).await?))
+    Ok(Json(state.store.group_membership(&org, &id, page).await?))
 }
 
 #[utoipa::path(
@@ -100,22 +104,24 @@ pub async fn change(
     get,
     path = "/api/v2/users/{id}/memberof",
     tag = "usergroups",
-    params(("id" = String, Path, description = "24-hex object id")),
-    responses((status = 200, description = "done", body = [Object]), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
+    params(("id" = String, Path, description = "24-hex object id"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "default 10"), ("skip" = Option<u64>, Query, description = "items to pass over")),
+    responses((status = 200, description = "done", body = [Object]), (status = 400, description = "error", body = crate::error::ErrorBody), (status = 401, description = "error", body = crate::error::ErrorBody), (status = 403, description = "error", body = crate::error::ErrorBody), (status = 404, description = "error", body = crate::error::ErrorBody), (status = 503, description = "error", body = crate::error::ErrorBody)),
     security(("api_key" = [])),
 )]
 pub async fn memberof(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
+    let page = crate::query::page(raw.as_deref())?;
     let org = caller.org.to_string();
     state
         .store
         .user(&org, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(state.store.user_memberof(&org, &id).await?))
+    Ok(Json(state.store.user_memberof(&org, &id, page).await?))
 }
 
 #[utoipa::path(

@@ -55,10 +55,7 @@ pub async fn handle(
             email: None,
         },
     );
-    meta.user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+    meta.user_agent = crate::client::user_agent(&headers);
     let done = users::set_password(
         &*state.log,
         org,

@@ -26,19 +26,21 @@ pub fn meta(
     peer: Option<SocketAddr>,
     username: &str,
 ) -> EventMeta {
+    // The username is the user's email only when it is one; the login event names
+    // the user (id, username) in its own `initiated_by`.
+    let email = username
+        .contains('@')
+        .then(|| username.chars().take(256).collect());
     let mut meta = EventMeta::new(
         state.clock.now(),
         Actor {
             kind: ActorKind::User,
             id: None,
-            email: Some(username.chars().take(256).collect()),
+            email,
         },
     );
-    meta.client_ip = peer.map(|p| p.ip().to_string());
-    meta.user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+    meta.client_ip = crate::client::client_ip(&state.trusted_proxies, headers, peer);
+    meta.user_agent = crate::client::user_agent(headers);
     meta
 }
 
@@ -64,9 +66,16 @@ pub async fn handle(
     let c: Credentials = parse(&headers, &body)?;
     let org = org(&c)?;
     let meta = meta(&state, &headers, Some(peer), &c.username);
-    let outcome = user_login(&*state.log, &*state.failures, &state.keys, org, meta, request(c))
-        .await
-        .map_err(not_found_is_invalid)?;
+    let outcome = user_login(
+        &*state.log,
+        &*state.failures,
+        &state.keys,
+        org,
+        meta,
+        request(c),
+    )
+    .await
+    .map_err(not_found_is_invalid)?;
     match outcome {
         LoginOutcome::Success { user, mfa } => Ok((
             StatusCode::OK,

@@ -85,9 +85,17 @@ pub async fn finish(
         })?;
     let org = org(&c)?;
     let meta = meta(&state, &headers, Some(peer), &c.username);
-    login::finish_totp_enrollment(&*state.log, &*state.failures, &state.keys, org, meta, request(c), &code)
-        .await
-        .map_err(not_found_is_invalid)?
-        .map_err(refusal)?;
+    login::finish_totp_enrollment(
+        &*state.log,
+        &*state.failures,
+        &state.keys,
+        org,
+        meta,
+        request(c),
+        &code,
+    )
+    .await
+    .map_err(not_found_is_invalid)?
+    .map_err(refusal)?;
     Ok(Json(json!({"enrolled": true})))
 }

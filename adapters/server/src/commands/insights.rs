@@ -17,11 +17,10 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     let storage = config
         .insights_storage()
         .context("insights storage (insights.dir or insights.s3_*)")?;
-    let m = Arc::new(Materializer::new(
-        b.log.clone(),
-        storage.clone(),
-        config.materializer_config(),
-    ));
+    let m = Arc::new(
+        Materializer::new(b.log.clone(), storage.clone(), config.materializer_config())
+            .with_geoip(config.geoip()?),
+    );
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(m.clone().run(stopped.clone()));
     let export = if config.export.enabled {

@@ -12,7 +12,9 @@ use crate::config::{self, Config};
 
 /// Prints a new key entry, `id:base64key`.
 pub fn new(id: Option<&str>) -> anyhow::Result<()> {
-    let id = id.map(str::to_string).unwrap_or_else(config::default_key_id);
+    let id = id
+        .map(str::to_string)
+        .unwrap_or_else(config::default_key_id);
     let entry = Keyring::new_entry(&id);
     // Parsing it back checks the id.
     Keyring::parse(&entry).map_err(|e| anyhow::anyhow!("--id: {e}"))?;

@@ -68,19 +68,22 @@ async fn windows_are_exported_once_complete_in_order_with_deterministic_keys() {
     held.complete_until_ms
         .store(this_minute - 240_000, Ordering::SeqCst);
     let done = exporter.round(&mut state).await.unwrap();
-    // Five windows for each organization with events: Acme and the installation's own
-    // (where admin emails are reserved).
+    // Five windows of Acme, the one organization with events: the installation's own
+    // (where admin emails are reserved) is no customer and is not exported.
     assert_eq!(
-        done, 10,
+        done, 5,
         "only windows the materializer has completely: {state}"
     );
+    assert!(state["next_window_start"]
+        .get("000000000000000000000000")
+        .is_none());
     assert_eq!(
         state["next_window_start"][acme.org_id.to_string()],
         this_minute - 300_000
     );
     let empties = exporter.metrics.empty_windows.lock().unwrap().clone();
-    assert_eq!(empties.get("directory"), Some(&10));
-    assert_eq!(empties.get("ldap"), Some(&10));
+    assert_eq!(empties.get("directory"), Some(&5));
+    assert_eq!(empties.get("ldap"), Some(&5));
     assert_eq!(
         std::fs::read_dir(out.path()).unwrap().count(),
         1,
@@ -96,16 +99,21 @@ async fn windows_are_exported_once_complete_in_order_with_deterministic_keys() {
         Ordering::SeqCst,
     );
     exporter.round(&mut state).await.unwrap();
-    let org_dir = out.path().join(acme.org_id.to_string());
-    let files: Vec<_> = std::fs::read_dir(&org_dir)
+    // The app's 3.x name, at the root: one object per service with events.
+    let files: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().to_string();
-    let start = castellan_export::render::iso(this_minute);
-    let end = castellan_export::render::iso(this_minute + 60_000);
-    assert_eq!(name, format!("jc_directoryinsights_{start}_{end}.json.gz"));
+    let start = castellan_export::render::iso(this_minute).replace(':', "-");
+    let end = castellan_export::render::iso(this_minute + 60_000).replace(':', "-");
+    let org = acme.org_id.to_string();
+    assert_eq!(
+        name,
+        format!("jc_directoryinsights_{org}_directory_{start}_{end}.json.gz")
+    );
     let text = gunzip(&std::fs::read(&files[0]).unwrap());
     let events: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -118,6 +126,12 @@ async fn windows_are_exported_once_complete_in_order_with_deterministic_keys() {
         .map(|e| e["timestamp"].as_str().unwrap())
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    // Within one millisecond, ids ascending (the app's stable sort of ascending pages).
+    for w in events.windows(2) {
+        if w[0]["timestamp"] == w[1]["timestamp"] {
+            assert!(w[0]["id"].as_str() < w[1]["id"].as_str(), "{w:?}");
+        }
+    }
     assert!(events
         .iter()
         .all(|e| e["service"] == "directory" && e["organization"] == acme.org_id.to_string()));
@@ -137,7 +151,50 @@ async fn windows_are_exported_once_complete_in_order_with_deterministic_keys() {
         .await
         .unwrap();
     assert_eq!(gunzip(&std::fs::read(&files[0]).unwrap()), gunzip(&before));
-    assert_eq!(std::fs::read_dir(&org_dir).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        2,
+        "the object and the state"
+    );
+
+    // service = all: one `_all_` object a window; the 1.x–2.x name stays selectable.
+    for (key_format, want) in [
+        (
+            "org_service",
+            format!("jc_directoryinsights_{org}_all_{start}_{end}.json.gz"),
+        ),
+        (
+            "window",
+            format!(
+                "{org}/jc_directoryinsights_{}_{}.json.gz",
+                castellan_export::render::iso(this_minute),
+                castellan_export::render::iso(this_minute + 60_000)
+            ),
+        ),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let all = Exporter::new(
+            ExportConfig {
+                enabled: true,
+                increment_type: "minute".into(),
+                key_format: key_format.into(),
+                ..Default::default()
+            },
+            castellan_insights::Insights::new(
+                castellan_insights::Storage::local(&node.dir.path().join("insights")).unwrap(),
+            ),
+            Arc::new(DirSink::new(out.path().to_path_buf()).unwrap()),
+            held.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            all.export_window(&org, this_minute, this_minute + 60_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(out.path().join(&want).is_file(), "{key_format}: {want}");
+    }
     // The state survives in the sink.
     let saved: Value = serde_json::from_slice(
         &std::fs::read(out.path().join("_castellan/export_state.json")).unwrap(),

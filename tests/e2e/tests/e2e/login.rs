@@ -290,8 +290,8 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
         at(6),
         req.clone(),
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert!(matches!(six, LoginOutcome::Success { .. }), "{six:?}");
     let eight = user_login(
         log,
@@ -301,8 +301,8 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
         at(8),
         req,
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(
         eight,
         LoginOutcome::Failure {

@@ -830,7 +830,10 @@ async fn totp_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
         account: &ivan_binding,
     };
     assert!(
-        Keyring::parse(&old).unwrap().open(binding, &stored).is_err(),
+        Keyring::parse(&old)
+            .unwrap()
+            .open(binding, &stored)
+            .is_err(),
         "the old key no longer opens it"
     );
 

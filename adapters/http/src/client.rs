@@ -23,21 +23,26 @@ pub fn client_ip(
     if !is_trusted(&peer) {
         return Some(peer.to_string());
     }
-    let forwarded: Vec<IpAddr> = headers
+    // Right to left: each trusted hop vouches for the entry before it; the first
+    // entry that is no trusted proxy is the client. An entry that is no address ends
+    // the walk (nothing left of it can be vouched for).
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .map_while(|entry| entry.parse::<IpAddr>().ok())
         .collect();
-    let client = forwarded
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(forwarded.first())
-        .copied()
-        .unwrap_or(peer);
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
     Some(client.to_string())
 }
 
@@ -86,6 +91,11 @@ mod tests {
         let h = forwarded("203.0.113.9, 10.9.9.9");
         assert_eq!(
             client_ip(&trusted, &h, peer("10.1.2.3")).as_deref(),
+            Some("203.0.113.9")
+        );
+        // Garbage left of a good entry does not hide it.
+        assert_eq!(
+            client_ip(&trusted, &forwarded("junk, 203.0.113.9"), peer("10.1.2.3")).as_deref(),
             Some("203.0.113.9")
         );
         // No header, or nothing usable in it: the proxy itself.

@@ -232,6 +232,9 @@ pub struct ListenConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Defaulted on its own, so that setting another `http` key (in the file or
+    /// the environment) leaves the address as it was.
+    #[serde(default = "default_http_listen")]
     pub listen: SocketAddr,
     /// Signs admin portal session cookies. Every node of a cluster needs the same one
     /// (use `CASTELLAN_HTTP_SESSION_SECRET_FILE`); empty: a random one per process, so
@@ -267,6 +270,10 @@ pub struct ProjectionsConfig {
     pub consistency_wait_ms: u64,
 }
 
+fn default_http_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("static address")
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -274,7 +281,7 @@ impl Default for Config {
             log: LogConfig::default(),
             read_store: ReadStoreConfig::default(),
             http: HttpConfig {
-                listen: "127.0.0.1:8080".parse().expect("static address"),
+                listen: default_http_listen(),
                 session_secret: String::new(),
                 public_url: String::new(),
                 trusted_proxies: Vec::new(),

@@ -90,6 +90,55 @@ pub fn parse_filter(f: &str) -> Result<Filter, ApiError> {
     })
 }
 
+/// The `search` parameter as a filter: the term in any of the fields.
+pub fn search_filter(v: &str) -> Result<Filter, ApiError> {
+    let bad = |message: String| ApiError::bad_request("invalid_parameter", Some("search"), message);
+    let (term, fields) = match serde_json::from_str::<Value>(v) {
+        Ok(Value::Object(o)) => {
+            let term = o
+                .get("searchTerm")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("search: {\"searchTerm\": text, \"fields\": [names]}".into()))?
+                .to_string();
+            let fields: Vec<String> = o
+                .get("fields")
+                .and_then(Value::as_array)
+                .map(|f| {
+                    f.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (term, fields)
+        }
+        _ => (v.to_string(), Vec::new()),
+    };
+    if term.chars().count() > 256 {
+        return Err(bad("search: the term is at most 256 characters".into()));
+    }
+    let fields = if fields.is_empty() {
+        ["username", "email", "firstname", "lastname"]
+            .map(str::to_string)
+            .to_vec()
+    } else {
+        fields
+    };
+    if fields.len() > 32 {
+        return Err(bad("search: at most 32 fields".into()));
+    }
+    let mut any = Vec::with_capacity(fields.len());
+    for field in fields {
+        check(&field, Op::Search, &term).map_err(|e| bad(format!("search: {e}")))?;
+        any.push(Filter::Is {
+            field,
+            op: Op::Search,
+            value: term.clone(),
+        });
+    }
+    Ok(Filter::Any(any))
+}
+
 /// `fields`: the keys each result keeps (`_id` and `id` always), space-separated in
 /// v1 and comma-separated in v2; None when every key is wanted.
 pub fn parse_fields(raw: Option<&str>) -> Option<Vec<String>> {
@@ -171,7 +220,10 @@ pub fn parse(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                     q.filter.push(parse_filter(f)?);
                 }
             }
-            "fields" | "minPosition" => {}
+            // `search`: `{"searchTerm", "fields"}` as JSON text, or a bare term over
+            // username, email, firstname and lastname.
+            "search" if !v.is_empty() => q.filter.push(search_filter(&v)?),
+            "search" | "fields" | "minPosition" => {}
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",

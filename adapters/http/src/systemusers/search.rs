@@ -152,7 +152,17 @@ pub async fn handle(
             "send a JSON body ({} searches everything)",
         ));
     }
-    let body: Body = parse(&headers, &body)?;
+    let body: Value = parse(&headers, &body)?;
+    // An object (serde would also take a list of its fields in order).
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            None,
+            "the body is a JSON object ({} searches everything)",
+        ));
+    }
+    let body: Body = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", None, format!("invalid body: {e}")))?;
     let mut budget = MAX_CONDITIONS;
     q.filter.push(filter_of(&body.filter, 0, &mut budget)?);
     let fields = fields_of(&body.fields)?.or_else(|| super::list::parse_fields(raw.as_deref()));

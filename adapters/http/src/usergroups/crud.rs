@@ -46,7 +46,12 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let mut q = crate::systemusers::list::parse_v2_groups(raw.as_deref())?;
     q.sort.retain(|(f, _)| f == "name");
-    let (groups, total) = state.store.groups(&caller.org.to_string(), &q).await?;
+    let (mut groups, total) = state.store.groups(&caller.org.to_string(), &q).await?;
+    // `fields` (comma-separated in v2): the keys each group keeps.
+    crate::systemusers::list::narrow(
+        &mut groups,
+        crate::systemusers::list::parse_fields(raw.as_deref()).as_deref(),
+    );
     Ok(([("x-total-count", HeaderValue::from(total))], Json(groups)))
 }
 

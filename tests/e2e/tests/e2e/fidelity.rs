@@ -120,10 +120,14 @@ async fn the_sdk_user_models_are_stored_and_suspended_really_suspends() {
     // activated: false stages a user even with a password; contradictions are 400s.
     let mut staged = sdk_new_user("erin");
     staged["activated"] = json!(false);
+    staged["unix_uid"] = json!(7002);
+    staged["unix_guid"] = json!(7002);
     let (s, erin) = call(&node, key, "POST", "/api/systemusers", Some(staged)).await;
     assert_eq!((s, erin["state"].as_str()), (200, Some("STAGED")), "{erin}");
     let mut contradiction = sdk_new_user("fay");
     contradiction["state"] = json!("STAGED");
+    contradiction["unix_uid"] = json!(7003);
+    contradiction["unix_guid"] = json!(7003);
     let (s, e) = call(&node, key, "POST", "/api/systemusers", Some(contradiction)).await;
     assert_eq!((s, e["field"].as_str()), (400, Some("activated")), "{e}");
 
@@ -224,6 +228,65 @@ async fn the_sdk_user_models_are_stored_and_suspended_really_suspends() {
     .await;
     assert_eq!(s, 200, "no body: a plain reset");
 
+    // An exclusion waives the code at login while it holds: enroll TOTP, then exclude.
+    let creds = json!({"orgId": org, "username": "erin", "password": "another long passphrase"});
+    let r = node
+        .http
+        .post(node.url("/userportal/totp/start"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let step = time::OffsetDateTime::now_utc().unix_timestamp() as u64 / 30;
+    let mut finish = creds.clone();
+    finish["code"] = json!(castellan_app::totp::code_at(&secret, (step - 1) * 30).unwrap());
+    let r = node
+        .http
+        .post(node.url("/userportal/totp/finish"))
+        .json(&finish)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        login(&node, &org, "erin", "another long passphrase").await,
+        401,
+        "enrolled: a code is asked for"
+    );
+    let (s, _) = call(
+        &node,
+        key,
+        "PUT",
+        &format!("/api/systemusers/{erin_id}"),
+        Some(json!({"mfa": {"exclusion": true, "exclusionDays": 1}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        login(&node, &org, "erin", "another long passphrase").await,
+        200,
+        "excluded: no code"
+    );
+    let (s, _) = call(
+        &node,
+        key,
+        "PUT",
+        &format!("/api/systemusers/{erin_id}"),
+        Some(json!({"mfa": {"exclusion": false}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        login(&node, &org, "erin", "another long passphrase").await,
+        401,
+        "lifted: the code again"
+    );
+
     // A field that is not the SDK's is still refused, naming it.
     let (s, e) = call(
         &node,
@@ -313,6 +376,11 @@ async fn v1_filters_fields_and_v2_pages_as_the_clients_send_them() {
         (200, vec!["bob".to_string(), "cid".to_string()]),
         "{r}"
     );
+    // The SDK's `search` parameter: JSON text, or a bare term.
+    let (s, r) = call(&node, key, "GET", "/api/systemusers?search=%7B%22searchTerm%22%3A%22de%22%2C%22fields%22%3A%5B%22username%22%5D%7D", None).await;
+    assert_eq!((s, names(&r)), (200, vec!["dee".to_string()]), "{r}");
+    let (s, r) = call(&node, key, "GET", "/api/systemusers?search=cid", None).await;
+    assert_eq!((s, names(&r)), (200, vec!["cid".to_string()]), "{r}");
     let (s, e) = call(
         &node,
         key,
@@ -467,6 +535,20 @@ async fn v1_filters_fields_and_v2_pages_as_the_clients_send_them() {
     )
     .await;
     assert_eq!((s, of.as_array().unwrap().len()), (200, 0), "{of}");
+
+    // v2's comma-separated fields narrow a group list.
+    let (s, groups) = call(
+        &node,
+        key,
+        "GET",
+        "/api/v2/usergroups?fields=name,type",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{groups}");
+    let mut keys: Vec<&String> = groups[0].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["id", "name", "type"], "{groups}");
 
     // A member that does not exist is refused with 404 naming it.
     let (s, e) = call(

@@ -858,3 +858,83 @@ async fn totp_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
     let (s, e) = post(&node, "/api/admin/session", &admin_login).await;
     assert_eq!(s, 200, "{e}");
 }
+
+/// The low findings: a key id shows no part of a key; the session cookie is
+/// `Secure` behind an https public URL; rotating the key of an admin whose grant was
+/// revoked is refused, not answered with a key that does not work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_ids_hide_keys_cookies_are_secure_and_revoked_grants_get_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = castellan_e2e::node::config(dir.path());
+    c.http.public_url = "https://directory.acme.test".into();
+    let node = TestNode::start(c, dir).await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let beta = node.bootstrap("Beta", "root@beta.test").await;
+
+    // Every key id an admin list shows is no part of the key it names.
+    let (s, list) = node
+        .call(&acme.api_key, "GET", "/api/administrators", None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let ids: Vec<String> = list
+        .as_array()
+        .or(list["results"].as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["apiKeyId"].as_str().map(str::to_string))
+        .collect();
+    assert!(!ids.is_empty(), "{list}");
+    for id in &ids {
+        assert!(
+            !acme.api_key.contains(id.as_str()),
+            "{id} is part of the key"
+        );
+    }
+
+    // The portal cookie behind https.
+    let (s, _) = create_admin(&node, &acme.api_key, "ops@acme.test", "administrator").await;
+    assert_eq!(s, 201);
+    let r = node
+        .http
+        .post(node.url("/api/admin/session"))
+        .json(&json!({"email": "ops@acme.test", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // Beta's admin is granted a role in Acme, the grant revoked: no key for them.
+    let (s, granted) = create_admin(&node, &acme.api_key, "root@beta.test", "read_only").await;
+    assert!(s == 200 || s == 201, "{granted}");
+    let id = granted["id"].as_str().unwrap().to_string();
+    let (s, _) = node
+        .call(
+            &acme.api_key,
+            "DELETE",
+            &format!("/api/administrators/{id}"),
+            None,
+        )
+        .await;
+    assert!(s == 200 || s == 204, "revoke: {s}");
+    let (s, e) = node
+        .call(
+            &acme.api_key,
+            "POST",
+            &format!("/api/administrators/{id}/apikey"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    assert!(e.get("apiKey").is_none(), "{e}");
+    // Their own key at home still works.
+    let (s, _) = node
+        .call(&beta.api_key, "GET", "/api/systemusers", None)
+        .await;
+    assert_eq!(s, 200);
+}

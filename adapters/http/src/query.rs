@@ -19,6 +19,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// A list's `limit`: a whole number from 1 to 100.
+pub fn limit(v: &str) -> Result<u32, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                Some("limit"),
+                "limit: a whole number from 1 to 100",
+            )
+        })
+}
+
+/// A list's `skip`: a whole number from 0 (to 2^63-1, as the stores count).
+pub fn skip(v: &str) -> Result<u64, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| *n <= i64::MAX as u64)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                Some("skip"),
+                "skip: a whole number ≥ 0",
+            )
+        })
+}
+
 /// `limit` (default 10, 1 to 100) and `skip` of a v2 list, from the raw query string
 /// (other parameters are the handler's).
 pub fn page(raw: Option<&str>) -> Result<castellan_projections::users::Page, ApiError> {
@@ -26,32 +54,8 @@ pub fn page(raw: Option<&str>) -> Result<castellan_projections::users::Page, Api
     for pair in raw.unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "limit" => {
-                page.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("limit"),
-                            "limit: a whole number from 1 to 100",
-                        )
-                    })?
-            }
-            "skip" => {
-                page.skip = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= i64::MAX as u64)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("skip"),
-                            "skip: a whole number ≥ 0",
-                        )
-                    })?
-            }
+            "limit" => page.limit = limit(v)?,
+            "skip" => page.skip = skip(v)?,
             _ => {}
         }
     }

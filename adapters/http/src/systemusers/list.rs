@@ -177,28 +177,8 @@ pub fn parse(raw: Option<&str>) -> Result<ListQuery, ApiError> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (decode(k), decode(v));
         match k.as_str() {
-            "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_parameter",
-                            Some("limit"),
-                            "limit: a whole number from 1 to 100",
-                        )
-                    })?
-            }
-            "skip" => {
-                q.skip = v.parse().map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid_parameter",
-                        Some("skip"),
-                        "skip: a whole number ≥ 0",
-                    )
-                })?
-            }
+            "limit" => q.limit = crate::query::limit(&v)?,
+            "skip" => q.skip = crate::query::skip(&v)?,
             "sort" => {
                 for field in v.split([' ', ',']).filter(|f| !f.is_empty()) {
                     let (name, desc) = match field.strip_prefix('-') {

@@ -100,7 +100,7 @@ async fn assert_insights_exactly_once(
         // Insights holds what reaches it: not the log's bookkeeping.
         for e in c
             .envelopes()
-            .filter(|e| castellan_insights::event::reaches_insights(e))
+            .filter(castellan_insights::event::reaches_insights)
         {
             expected
                 .entry(e.org_id)

@@ -338,6 +338,40 @@ mod tests {
         );
     }
 
+    /// The lookups clients make most (by username, email, employeeIdentifier) use
+    /// an index, not a scan of the organization's users.
+    #[tokio::test]
+    async fn lookups_by_name_email_and_employee_id_are_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("read.db").display());
+        let store = crate::store::ReadStore::connect(&url).await.unwrap();
+        for (field, index) in [
+            ("username", "users_by_org_username"),
+            ("email", "users_by_org_email"),
+            ("employeeIdentifier", "users_by_org_employee"),
+        ] {
+            let mut binds = vec!["org".to_string()];
+            let mut clause = Clause::new(&mut binds, Dialect::Sqlite);
+            clause.push(&Filter::All(vec![is(field, Op::Eq, "x")]));
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT id FROM users WHERE org_id = $1 AND {}",
+                clause.sql
+            );
+            let mut q = sqlx::query(&sql);
+            for b in &binds {
+                q = q.bind(b.clone());
+            }
+            let plan: Vec<String> = q
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, 3))
+                .collect();
+            assert!(plan.iter().any(|d| d.contains(index)), "{field}: {plan:?}");
+        }
+    }
+
     #[test]
     fn checks_name_what_is_wrong() {
         assert!(check("password_hash", Op::Eq, "x")

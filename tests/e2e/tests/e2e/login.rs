@@ -311,6 +311,82 @@ async fn an_unenrolled_user_is_shut_out_when_the_enrollment_period_ends() {
     );
 }
 
+/// `password_never_expires` (the SDK's field) exempts a user from the policy's
+/// password age; the user without it is refused once the password is too old.
+#[tokio::test]
+async fn password_never_expires_exempts_a_user_from_the_expiry() {
+    let node = TestNode::embedded().await;
+    let acme = node.bootstrap("Acme", "root@acme.test").await;
+    let r = node
+        .http
+        .put(node.url(&format!("/api/organizations/{}", acme.org_id)))
+        .header("x-api-key", &acme.api_key)
+        .json(&json!({"settings": {"passwordPolicy": {"passwordExpirationInDays": 2}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    create_user(
+        &node,
+        &acme.api_key,
+        "kim",
+        json!({"password": "a long passphrase", "password_never_expires": true}),
+    )
+    .await;
+    create_user(
+        &node,
+        &acme.api_key,
+        "lou",
+        json!({"password": "a long passphrase"}),
+    )
+    .await;
+    let counter = castellan_projections::security::Counter::new(
+        castellan_projections::security::projection(),
+        Default::default(),
+    );
+    let in_three_days = || {
+        EventMeta::new(
+            time::OffsetDateTime::now_utc() + time::Duration::days(3),
+            Actor::system(),
+        )
+    };
+    let attempt = |username: &str| LoginRequest {
+        username: username.into(),
+        password: "a long passphrase".into(),
+        totp: None,
+        service: "directory",
+    };
+    let keys = castellan_e2e::node::test_keyring();
+    let log = &*node.running.log;
+    let kim = user_login(
+        log,
+        &counter,
+        &keys,
+        acme.org_id,
+        in_three_days(),
+        attempt("kim"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(kim, LoginOutcome::Success { .. }), "{kim:?}");
+    let lou = user_login(
+        log,
+        &counter,
+        &keys,
+        acme.org_id,
+        in_three_days(),
+        attempt("lou"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        lou,
+        LoginOutcome::Failure {
+            reason: "the password has expired"
+        }
+    );
+}
+
 #[tokio::test]
 async fn a_weak_stored_hash_is_replaced_at_the_next_login() {
     use argon2::password_hash::{PasswordHasher, SaltString};

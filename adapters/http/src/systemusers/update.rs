@@ -56,20 +56,6 @@ pub async fn handle(
         }
     };
     let user_state = parse_state(user_state)?;
-    let org = caller.org;
-    let log = &*state.log;
-    let mut position = 0;
-    if !profile.is_empty() {
-        position = users::update(log, org, user_id, caller.meta.clone(), profile)
-            .await?
-            .position;
-    }
-    // A password set on a staged user activates it, as the hosted product does.
-    if let Some(p) = password {
-        position = users::set_password(log, org, user_id, caller.meta.clone(), p, true, None)
-            .await?
-            .position;
-    }
     // `suspended` is the SDK's spelling of the same change as `state`.
     let suspend = match (user_state, suspended) {
         (Some(UserState::Suspended), _) | (None, Some(true)) => Some(true),
@@ -82,6 +68,36 @@ pub async fn handle(
             Some("suspended"),
             "suspended: contradicts state",
         ));
+    }
+    // Everything that can be checked without the store is checked before the first
+    // write, so a bad field changes nothing.
+    castellan_domain::user::check_profile(&profile, false)?;
+    if let Some(UserCommand::ExcludeFromMfa {
+        exclusion,
+        days,
+        until,
+    }) = &mfa_exclusion
+    {
+        castellan_domain::user::exclusion_until(
+            *exclusion,
+            *days,
+            until.as_deref(),
+            caller.meta.occurred_at,
+        )?;
+    }
+    let org = caller.org;
+    let log = &*state.log;
+    let mut position = 0;
+    // The password first: its policy and history are the likeliest refusals left.
+    // A password set on a staged user activates it, as the hosted product does.
+    if let Some(p) = password {
+        position = users::set_password(log, org, user_id, caller.meta.clone(), p, true, None)
+            .await?
+            .position;
+    }
+    if !profile.is_empty() {
+        let done = users::update(log, org, user_id, caller.meta.clone(), profile).await?;
+        position = position.max(done.position);
     }
     let command = suspend.map(|s| {
         if s {

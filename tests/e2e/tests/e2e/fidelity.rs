@@ -162,6 +162,26 @@ async fn the_sdk_user_models_are_stored_and_suspended_really_suspends() {
     );
     assert_eq!(login(&node, &org, "dana", "a long passphrase").await, 200);
 
+    // A refused PUT changes nothing: a contradiction, or a password the policy
+    // refuses, beside a profile change.
+    for bad in [
+        json!({"department": "Changed", "state": "ACTIVATED", "suspended": true}),
+        json!({"department": "Changed", "password": "short"}),
+        json!({"department": "Changed", "mfa": {"exclusion": true, "exclusionUntil": "2001-01-01"}}),
+    ] {
+        let (s, e) = call(
+            &node,
+            key,
+            "PUT",
+            &format!("/api/systemusers/{id}"),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad} → {e}");
+        let (_, now) = call(&node, key, "GET", &format!("/api/systemusers/{id}"), None).await;
+        assert_eq!(now["department"], "R&D", "{bad} left the profile as it was");
+    }
+
     // A password set through PUT activates a staged user.
     let erin_id = erin["_id"].as_str().unwrap();
     let (s, put) = call(

@@ -77,19 +77,7 @@ pub async fn reset_mfa(
         let v: serde_json::Value = crate::organizations::update::parse(&headers, &body)?;
         super::mfa_exclusion(&v)?
     };
-    if let Some(UserCommand::ExcludeFromMfa {
-        exclusion,
-        days,
-        until,
-    }) = &exclusion
-    {
-        castellan_domain::user::exclusion_until(
-            *exclusion,
-            *days,
-            until.as_deref(),
-            caller.meta.occurred_at,
-        )?;
-    }
+    super::check_exclusion(exclusion.as_ref(), caller.meta.occurred_at)?;
     let (log, org) = (&*state.log, caller.org);
     let mut position = users::command(
         log,

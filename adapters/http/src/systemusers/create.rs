@@ -73,19 +73,7 @@ pub async fn handle(
         ));
     }
     // Checked before anything is written, so a bad exclusion creates no user.
-    if let Some(castellan_domain::user::UserCommand::ExcludeFromMfa {
-        exclusion,
-        days,
-        until,
-    }) = &mfa_exclusion
-    {
-        castellan_domain::user::exclusion_until(
-            *exclusion,
-            *days,
-            until.as_deref(),
-            caller.meta.occurred_at,
-        )?;
-    }
+    super::check_exclusion(mfa_exclusion.as_ref(), caller.meta.occurred_at)?;
     // `activated` (the SDK's field) says the same as `state`.
     match (user_state, activated) {
         (None, Some(true)) => user_state = Some(UserState::Activated),

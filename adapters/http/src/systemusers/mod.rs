@@ -67,6 +67,23 @@ fn flag(body: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<b
     }
 }
 
+/// Checks an MFA exclusion command before anything is written (its end must lie in
+/// the future), so that a bad one changes nothing.
+pub fn check_exclusion(
+    command: Option<&castellan_domain::user::UserCommand>,
+    now: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    if let Some(castellan_domain::user::UserCommand::ExcludeFromMfa {
+        exclusion,
+        days,
+        until,
+    }) = command
+    {
+        castellan_domain::user::exclusion_until(*exclusion, *days, until.as_deref(), now)?;
+    }
+    Ok(())
+}
+
 /// `mfa` as the SDK sends it: `{configured, exclusion, exclusionDays, exclusionUntil}`
 /// (`configured` is the server's to say and is ignored); the exclusion command, if
 /// the body says anything of one.

@@ -72,19 +72,7 @@ pub async fn handle(
     // Everything that can be checked without the store is checked before the first
     // write, so a bad field changes nothing.
     castellan_domain::user::check_profile(&profile, false)?;
-    if let Some(UserCommand::ExcludeFromMfa {
-        exclusion,
-        days,
-        until,
-    }) = &mfa_exclusion
-    {
-        castellan_domain::user::exclusion_until(
-            *exclusion,
-            *days,
-            until.as_deref(),
-            caller.meta.occurred_at,
-        )?;
-    }
+    super::check_exclusion(mfa_exclusion.as_ref(), caller.meta.occurred_at)?;
     let org = caller.org;
     let log = &*state.log;
     let mut position = 0;
